@@ -1,0 +1,34 @@
+// CUTLASS's host contract for our kernels: which TileConfigs can run a spec on a device
+// (and why not), which ones the tuner should try, and the default when nothing is tuned.
+#pragma once
+
+#include <attnjit/spec.h>
+
+#include <string>
+#include <vector>
+
+namespace attnjit::codegen {
+
+struct ArchLimits {
+  std::string arch;        // "sm_90a"
+  int max_smem_per_block;  // opt-in limit, bytes
+  int max_threads_per_block;
+};
+
+// Limits of a known architecture, for work without a GPU ("sm_80", "sm_86", "sm_89", "sm_90a").
+ArchLimits arch_limits(const std::string& arch);
+
+// Empty string: implementable. Otherwise the reason, e.g. "block_m 96 is not a multiple of
+// 16 * num_warps (64)".
+std::string why_not(const KernelSpec& spec, const TileConfig& config, const ArchLimits& limits);
+
+// Every config the tuner may try for this spec (all pass why_not for `limits`).
+std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& limits);
+
+// Untuned choice, FlashAttention-2's table for the head dim.
+TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits);
+
+// Bytes of dynamic shared memory the forward kernel asks for with this config.
+int forward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
+
+} // namespace attnjit::codegen

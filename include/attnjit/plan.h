@@ -1,0 +1,65 @@
+// Describe the problem once, get a reusable plan, run it many times.
+//
+//   attnjit::ForwardPlan plan(problem);         // codegen + NVRTC + module load happen here
+//   plan.run(args, stream);                      // no allocation, no sync, no compilation
+//
+// run() only validates the arguments and enqueues one kernel on the caller's stream, so it can
+// be captured in a CUDA graph.
+#pragma once
+
+#include <attnjit/spec.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+struct CUstream_st; // the driver's CUstream is a CUstream_st*; no cuda.h needed here
+
+namespace attnjit {
+
+using Stream = CUstream_st*;
+
+// One [batch, seq, head, dim] tensor in device memory. Strides are in elements; the last
+// (head-dim) dimension is contiguous. A packed [B, S, 3, H, D] QKV buffer is three views of
+// one allocation: q at data, k at data + H*D, v at data + 2*H*D, each with seq_stride 3*H*D.
+struct TensorView {
+  const void* data = nullptr;
+  int64_t batch_stride = 0;
+  int64_t seq_stride = 0;
+  int64_t head_stride = 0;
+};
+
+// Contiguous [B, S, H, D] strides.
+TensorView contiguous_bshd(const void* data, int64_t seqlen, int64_t heads, int64_t head_dim);
+
+struct ForwardArgs {
+  TensorView q, k, v;
+  TensorView o;        // written: [B, Sq, H, Dv]
+  float* lse = nullptr; // written: [B, H, Sq] natural-log logsumexp of the scaled scores
+};
+
+class ForwardPlan {
+public:
+  // config == nullopt: the default TileConfig for this problem on this device.
+  explicit ForwardPlan(const AttentionProblem& problem,
+                       std::optional<TileConfig> config = std::nullopt, int device = 0);
+  ~ForwardPlan();
+  ForwardPlan(ForwardPlan&&) noexcept;
+  ForwardPlan& operator=(ForwardPlan&&) noexcept;
+
+  const AttentionProblem& problem() const;
+  const TileConfig& config() const;
+  // Throws Error(invalid_argument) naming a null, misaligned or overlapping argument.
+  void run(const ForwardArgs& args, Stream stream) const;
+
+  // Resources of the loaded kernel, for reports and pruning.
+  int registers_per_thread() const;
+  int shared_memory_bytes() const;
+  int local_memory_bytes() const; // > 0 means register spills
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace attnjit

@@ -1,0 +1,34 @@
+// NVRTC: generated source + embedded templates -> CUBIN for one architecture.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace attnjit::runtime {
+
+struct CompileRequest {
+  std::string source;                    // the generated kernel.cu
+  std::string program_name;              // kernel slug, used for the dump folder and in errors
+  std::vector<std::string> name_expressions; // kernels to instantiate (nvrtcAddNameExpression)
+  std::string arch;                      // "sm_80", "sm_90a", ...
+  std::vector<std::string> extra_options;
+};
+
+struct CompiledProgram {
+  std::vector<char> cubin;
+  std::vector<std::string> lowered_names; // one per name expression, for cuModuleGetFunction
+  std::vector<std::string> options;       // exactly as passed to NVRTC
+  std::string log;
+  double compile_ms = 0;
+};
+
+// Compiles to CUBIN (never PTX), serving templates/ as in-memory headers. Throws Error(compile)
+// with NVRTC's log, the options and where the source was dumped. When `dump_dir` is non-empty
+// (or ATTNJIT_DUMP_DIR is set) every compile leaves <dir>/<program_name>-<hash>/{kernel.cu,
+// options.txt, log.txt, kernel.cubin}, each written via temp file + rename.
+CompiledProgram compile(const CompileRequest& request, const std::string& dump_dir = "");
+
+// Options every attnjit compile uses for `arch` (also part of the binary-cache key).
+std::vector<std::string> default_options(const std::string& arch);
+
+} // namespace attnjit::runtime

@@ -14,11 +14,22 @@ struct CompileRequest {
   std::vector<std::string> extra_options;
 };
 
+// What ptxas reported for one kernel (NVRTC run with --ptxas-options=--verbose), so resources
+// and spills are known without a GPU.
+struct ResourceUsage {
+  std::string kernel; // lowered name
+  int registers = 0;
+  int spill_store_bytes = 0, spill_load_bytes = 0;
+  int stack_bytes = 0;
+  int static_smem_bytes = 0;
+};
+
 struct CompiledProgram {
   std::vector<char> cubin;
   std::vector<std::string> lowered_names; // one per name expression, for cuModuleGetFunction
   std::vector<std::string> options;       // exactly as passed to NVRTC
   std::string log;
+  std::vector<ResourceUsage> resources; // parsed from the log, one per kernel
   double compile_ms = 0;
 };
 

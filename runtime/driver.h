@@ -8,6 +8,9 @@
 
 namespace attnjit::runtime {
 
+// Members are spelled as the API is called; where cuda.h #defines a name to a versioned symbol
+// (cuMemAlloc -> cuMemAlloc_v2) the member and the dlsym'd symbol follow the same macro, and
+// driver.cpp checks every member's type against cuda.h's declaration.
 struct DriverApi {
   CUresult (*cuInit)(unsigned int);
   CUresult (*cuDriverGetVersion)(int*);
@@ -20,6 +23,8 @@ struct DriverApi {
   CUresult (*cuCtxSetCurrent)(CUcontext);
   CUresult (*cuCtxGetCurrent)(CUcontext*);
   CUresult (*cuCtxSynchronize)();
+  CUresult (*cuCtxPushCurrent)(CUcontext);
+  CUresult (*cuCtxPopCurrent)(CUcontext*);
   CUresult (*cuModuleLoadData)(CUmodule*, const void*);
   CUresult (*cuModuleUnload)(CUmodule);
   CUresult (*cuModuleGetFunction)(CUfunction*, CUmodule, const char*);
@@ -32,6 +37,7 @@ struct DriverApi {
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void*, size_t);
   CUresult (*cuMemcpyDtoH)(void*, CUdeviceptr, size_t);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
+  CUresult (*cuMemsetD16)(CUdeviceptr, unsigned short, size_t);
   CUresult (*cuMemsetD32)(CUdeviceptr, unsigned int, size_t);
   CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned int, size_t, CUstream);
   CUresult (*cuStreamCreate)(CUstream*, unsigned int);
@@ -46,12 +52,18 @@ struct DriverApi {
   CUresult (*cuGetErrorString)(CUresult, const char**);
 };
 
-// Loads libcuda.so.1 and calls cuInit once. Throws Error(no_device) saying what is missing
-// (no libcuda.so.1, a missing symbol, cuInit failing, no GPU).
+// Loads libcuda.so.1 (or $ATTNJIT_LIBCUDA, so tests can simulate a machine without a driver) and
+// calls cuInit once per process. Throws Error(no_device) saying what is missing (no
+// libcuda.so.1, a missing symbol, cuInit failing, no GPU); a failure is remembered, not retried.
 const DriverApi& driver();
 
-// Makes device `ordinal`'s primary context current on this thread (retained once per process).
+// Makes device `ordinal`'s primary context current on this thread (retained once per process and
+// never released: modules loaded into it live as long as the process). Throws
+// Error(invalid_argument) for an ordinal the driver does not have.
 void use_device(int ordinal);
+
+// The driver's handle for device `ordinal`, after the same check as use_device; needs no context.
+CUdevice device_handle(int ordinal);
 
 // Throws Error(driver) "<what>: <CUDA_ERROR_NAME> (<description>)" when result != CUDA_SUCCESS.
 void check(CUresult result, const char* what);

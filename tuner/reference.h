@@ -6,6 +6,7 @@
 #include <attnjit/spec.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@ namespace attnjit::tuner {
 uint16_t to_bits(float value, DType dtype);
 float from_bits(uint16_t bits, DType dtype);
 inline float round_to(float value, DType dtype) { return from_bits(to_bits(value, dtype), dtype); }
+// Whole tensors for upload, converted on all cores (a B=1100, H=64 input is 77M values).
+std::vector<uint16_t> to_bits(std::span<const float> values, DType dtype);
 
 // One problem's inputs on the host: contiguous [B, S, heads, D] floats, each exactly
 // representable in the spec's dtype. q: [B, Sq, H, Dqk]; k: [B, Sk, KV, Dqk]; v: [B, Sk, KV, Dv].
@@ -53,15 +56,24 @@ struct Comparison {
   double max_abs_error = 0;       // kernel vs fp64 reference, over O
   double plain_max_abs_error = 0; // plain low precision vs fp64 reference
   double tolerance = 0;           // 2 * plain + floor
+  // |kernel - reference| / max(1, |reference|) over rows that see a key; infinite when the
+  // kernel says -inf there.
   double max_lse_error = 0;
-  int64_t nan_mismatches = 0;     // NaN in the kernel's output where the reference has none
+  double lse_tolerance = 0;
+  int64_t nan_mismatches = 0;       // NaN in the kernel's O or LSE where the reference has none
+  int64_t empty_row_mismatches = 0; // rows that see no key whose O is not exactly 0 or LSE not -inf
   bool passed = false;
-  std::string summary;            // one line for logs and test failures
+  std::string summary;              // one line for logs and test failures
 };
 
+// The floor under the tolerance: what rounding alone costs where the plain error is ~0
+// (a row that sees one key reproduces V exactly in both).
+inline double default_abs_floor(DType dtype) { return dtype == DType::bf16 ? 2e-3 : 1e-3; }
+
 // kernel: the device results gathered for the same rows (o as rows x Dv, lse per row).
+// Throws Error(invalid_argument) when the three disagree on rows or Dv.
 Comparison compare_forward(const ForwardRows& reference, const ForwardRows& plain,
                            const ForwardRows& kernel, double error_factor = 2.0,
-                           double abs_floor = 1e-3);
+                           double abs_floor = 1e-3, double lse_tolerance = 1e-3);
 
 } // namespace attnjit::tuner

@@ -8,7 +8,7 @@ namespace attnjit {
 
 struct DeviceInfo {
   int ordinal = 0;
-  std::string name;          // e.g. "NVIDIA H100 80GB HBM3"
+  std::string name; // e.g. "NVIDIA H100 80GB HBM3"
   int cc_major = 0, cc_minor = 0;
   int sm_count = 0;
   int max_smem_per_block = 0; // opt-in limit, bytes
@@ -18,6 +18,9 @@ struct DeviceInfo {
   // NVRTC target for this device: "sm_90a" on Hopper (wgmma needs the 'a' variant), else "sm_XY".
   std::string arch() const;
 };
+
+// The NVRTC target for compute capability major.minor, as DeviceInfo::arch() picks it.
+std::string arch_for(int cc_major, int cc_minor);
 
 DeviceInfo query_device(int ordinal = 0);
 int device_count();

@@ -21,8 +21,7 @@ const char* to_string(ErrorKind kind);
 
 class Error : public std::runtime_error {
 public:
-  Error(ErrorKind kind, const std::string& message)
-      : std::runtime_error(message), kind_(kind) {}
+  Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   ErrorKind kind() const { return kind_; }
 
 private:

@@ -4,11 +4,11 @@
 #include <attnjit/spec.h>
 #include <fmt/format.h>
 
-#define ATTNJIT_FORMAT_AS_STRING(T)                                                      \
-  template <> struct fmt::formatter<T> : fmt::formatter<std::string> {                   \
-    template <class Ctx> auto format(const T& v, Ctx& ctx) const {                       \
-      return fmt::formatter<std::string>::format(attnjit::to_string(v), ctx);            \
-    }                                                                                    \
+#define ATTNJIT_FORMAT_AS_STRING(T)                                                                \
+  template <> struct fmt::formatter<T> : fmt::formatter<std::string> {                             \
+    template <class Ctx> auto format(const T& v, Ctx& ctx) const {                                 \
+      return fmt::formatter<std::string>::format(attnjit::to_string(v), ctx);                      \
+    }                                                                                              \
   };
 
 ATTNJIT_FORMAT_AS_STRING(attnjit::KernelSpec)

@@ -34,7 +34,7 @@ TensorView contiguous_bshd(const void* data, int64_t seqlen, int64_t heads, int6
 
 struct ForwardArgs {
   TensorView q, k, v;
-  TensorView o;        // written: [B, Sq, H, Dv]
+  TensorView o;         // written: [B, Sq, H, Dv]
   float* lse = nullptr; // written: [B, H, Sq] natural-log logsumexp of the scaled scores
 };
 

@@ -52,10 +52,10 @@ struct AttentionProblem {
 
 // Everything codegen may vary for one spec. Each warp owns block_m / num_warps query rows.
 struct TileConfig {
-  int block_m = 128;    // query rows per CTA
-  int block_n = 64;     // keys per main-loop step
-  int num_warps = 4;    //
-  int num_stages = 2;   // K/V shared-memory pipeline depth
+  int block_m = 128;           // query rows per CTA
+  int block_n = 64;            // keys per main-loop step
+  int num_warps = 4;           //
+  int num_stages = 2;          // K/V shared-memory pipeline depth
   bool q_in_registers = false; // keep Q fragments in registers instead of re-reading shared memory
 
   bool operator==(const TileConfig&) const = default;

@@ -1,0 +1,79 @@
+// The flags that describe an AttentionProblem and, optionally, a TileConfig. gen, compile and run
+// each own one ProblemOptions bound to their cl::SubCommand, so the same flags work in all three:
+//
+//   attnjit gen --dtype=fp16 --heads=32 --kv-heads=8 --head-dim=64 --causal --block-n=128
+//
+// Nothing is checked here: attnjit::validate() and codegen name what is wrong, so the CLI, the
+// C++ API and the tuner reject the same things with the same words.
+#pragma once
+
+#include "apps/subcommand.h"
+#include "codegen/tile_rules.h"
+
+#include <attnjit/spec.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace attnjit::apps {
+
+class ProblemOptions {
+public:
+  explicit ProblemOptions(llvm::cl::SubCommand& sub) : sub_(sub) {}
+
+  // The problem the flags describe, validated (throws Error naming the first bad field).
+  AttentionProblem problem() const;
+
+  // nullopt when no tile flag was given. Otherwise codegen's default config for `spec` on
+  // `limits` with the given flags applied, so `--warps=8` alone changes just the warps.
+  std::optional<TileConfig> config_override(const KernelSpec& spec,
+                                            const codegen::ArchLimits& limits) const;
+  TileConfig config(const KernelSpec& spec, const codegen::ArchLimits& limits) const;
+
+private:
+  template <class T> using opt = llvm::cl::opt<T>;
+  using desc = llvm::cl::desc;
+
+  // Declared first: the options below bind to it in their initialisers.
+  llvm::cl::SubCommand& sub_;
+  llvm::cl::sub in_sub{sub_};
+  llvm::cl::cat in_cat{category()};
+
+  // The problem. Defaults come from the spec.h aggregates, so there is one place to change them.
+  opt<DType> dtype_{"dtype", desc("Element type of Q, K, V and O"),
+                    llvm::cl::values(clEnumValN(DType::bf16, "bf16", "bfloat16"),
+                                     clEnumValN(DType::fp16, "fp16", "IEEE half")),
+                    llvm::cl::init(KernelSpec{}.dtype), in_sub, in_cat};
+  opt<int64_t> batch_{"batch", desc("Batch size"), llvm::cl::init(AttentionShape{}.batch), in_sub,
+                      in_cat};
+  opt<int64_t> seqlen_{"seqlen", desc("Query and key sequence length"),
+                       llvm::cl::init(AttentionShape{}.seqlen_q), in_sub, in_cat};
+  opt<int64_t> seqlen_q_{"seqlen-q", desc("Query sequence length (overrides --seqlen)"), in_sub,
+                         in_cat};
+  opt<int64_t> seqlen_k_{"seqlen-k", desc("Key/value sequence length (overrides --seqlen)"),
+                         in_sub, in_cat};
+  opt<int> heads_{"heads", desc("Query heads"), llvm::cl::init(KernelSpec{}.num_heads), in_sub,
+                  in_cat};
+  opt<int> kv_heads_{"kv-heads", desc("Key/value heads (default: --heads; fewer is GQA, 1 is MQA)"),
+                     in_sub, in_cat};
+  opt<int> head_dim_{"head-dim", desc("Head dimension of Q and K"),
+                     llvm::cl::init(KernelSpec{}.head_dim_qk), in_sub, in_cat};
+  opt<int> head_dim_v_{"head-dim-v", desc("Head dimension of V and O (default: --head-dim)"),
+                       in_sub, in_cat};
+  opt<bool> causal_{"causal", desc("Causal mask (query i sees keys 0..i)"), in_sub, in_cat};
+  opt<Layout> layout_{"layout", desc("How Q, K and V arrive"),
+                      llvm::cl::values(clEnumValN(Layout::separate, "separate", "three tensors"),
+                                       clEnumValN(Layout::packed_qkv, "packed",
+                                                  "one [B, S, 3, H, D] buffer")),
+                      llvm::cl::init(KernelSpec{}.layout), in_sub, in_cat};
+  opt<float> scale_{"scale", desc("Softmax scale (default: 1/sqrt(head dim))"), in_sub, in_cat};
+
+  // The tile config; each flag left out keeps the default config's value.
+  opt<int> block_m_{"block-m", desc("Query rows per CTA"), in_sub, in_cat};
+  opt<int> block_n_{"block-n", desc("Keys per main-loop step"), in_sub, in_cat};
+  opt<int> warps_{"warps", desc("Warps per CTA"), in_sub, in_cat};
+  opt<int> stages_{"stages", desc("K/V shared-memory pipeline depth"), in_sub, in_cat};
+  opt<bool> q_in_regs_{"q-in-regs", desc("Keep Q fragments in registers"), in_sub, in_cat};
+};
+
+} // namespace attnjit::apps

@@ -1,0 +1,177 @@
+// FlashAttention-2-style forward: one CTA per (BLOCK_M query rows, batch, head). Q is staged in
+// shared memory once; K/V tiles stream through a STAGES-deep cp.async ring; each warp owns
+// kWarpRows query rows end to end (S = Q K^T, online softmax, O += P V) in registers.
+#pragma once
+
+#include <attnjit/fwd_epilogue.cuh>
+#include <attnjit/fwd_params.h>
+#include <attnjit/fwd_softmax.cuh>
+#include <attnjit/fwd_traits.cuh>
+
+namespace attnjit {
+
+template <class K>
+__global__ void __launch_bounds__(K::kThreads)
+    flash_fwd_kernel(const __grid_constant__ FwdParams p) {
+  using T = typename K::T;
+  using QTile = typename K::QTile;
+  using KVTile = typename K::KVTile;
+  constexpr int MT = K::kMTiles, NT = K::kNTiles, DT = K::kDTiles;
+
+  extern __shared__ __align__(128) unsigned char smem[];
+  const u32 sQ = smem_u32(smem);                   // (BLOCK_M, D)
+  const u32 sK = sQ + QTile::kBytes;               // STAGES x (BLOCK_N, D)
+  const u32 sV = sK + K::kStages * KVTile::kBytes; // STAGES x (BLOCK_N, D)
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  // Causal: the last query blocks have the most keys, so start them first.
+  int m_block = blockIdx.x % p.num_m_blocks;
+  if (K::kCausal) m_block = p.num_m_blocks - 1 - m_block;
+  const int bh = blockIdx.x / p.num_m_blocks;
+  const int b = bh / p.num_heads, h = bh % p.num_heads, kv_h = h / p.heads_per_kv;
+  const int m0 = m_block * K::kBlockM;
+
+  const unsigned short* q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride +
+                            h * p.q_head_stride + m0 * p.q_seq_stride;
+  const unsigned short* k =
+      static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride + kv_h * p.k_head_stride;
+  const unsigned short* v =
+      static_cast<const unsigned short*>(p.v) + b * p.v_batch_stride + kv_h * p.v_head_stride;
+
+  // Bottom-right causal alignment: query i sees key j iff j <= i + (Sk - Sq).
+  const int diag = p.seqlen_k - p.seqlen_q;
+  int n_blocks = (p.seqlen_k + K::kBlockN - 1) / K::kBlockN;
+  if (K::kCausal)
+    n_blocks = min(n_blocks, max(0, m0 + K::kBlockM + diag + K::kBlockN - 1) / K::kBlockN);
+
+  auto load_kv = [&](int n_block) {
+    const int slot = n_block % K::kStages, n0 = n_block * K::kBlockN;
+    KVTile::template load_async<K::kThreads>(sK + slot * KVTile::kBytes, k + n0 * p.k_seq_stride,
+                                             p.k_seq_stride, p.seqlen_k - n0, tid);
+    KVTile::template load_async<K::kThreads>(sV + slot * KVTile::kBytes, v + n0 * p.v_seq_stride,
+                                             p.v_seq_stride, p.seqlen_k - n0, tid);
+  };
+  // Prologue: Q and the first STAGES-1 K/V tiles, one commit group per tile (Q rides in the
+  // first) so that wait_group<STAGES-2> below always means "tile n has landed".
+  QTile::template load_async<K::kThreads>(sQ, q, p.q_seq_stride, p.seqlen_q - m0, tid);
+#pragma unroll
+  for (int s = 0; s < K::kStages - 1; ++s) {
+    if (s < n_blocks) load_kv(s);
+    cp_async_commit();
+  }
+
+  const int row_in_warp = warp * K::kWarpRows; // first of this warp's rows within the block
+  u32 q_frag[K::kQInRegs ? MT : 1][K::kQInRegs ? K::kKSteps : 1][4];
+  auto load_q_frag = [&](u32(&f)[4], int mt, int kk) {
+    const int row = row_in_warp + mt * 16 + (lane & 15);
+    ldmatrix_x4(f, sQ + QTile::offset(row, kk * 2 + (lane >> 4)));
+  };
+  if constexpr (K::kQInRegs) {
+    cp_async_wait<K::kStages - 2>();
+    __syncthreads();
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int kk = 0; kk < K::kKSteps; ++kk)
+        load_q_frag(q_frag[mt][kk], mt, kk);
+  }
+
+  float o[MT][DT][4] = {}; // (kWarpRows, D) fp32 accumulator, MMA C layout
+  OnlineSoftmax<MT> softmax;
+  softmax.init();
+
+  for (int n_block = 0; n_block < n_blocks; ++n_block) {
+    cp_async_wait<K::kStages - 2>();
+    __syncthreads(); // tile n_block visible to all; everyone is done with the slot refilled next
+    if (n_block + K::kStages - 1 < n_blocks) load_kv(n_block + K::kStages - 1);
+    cp_async_commit();
+    const u32 sK_n = sK + (n_block % K::kStages) * KVTile::kBytes;
+    const u32 sV_n = sV + (n_block % K::kStages) * KVTile::kBytes;
+
+    // S = Q K^T: (kWarpRows, BLOCK_N) fp32
+    float s[MT][NT][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < K::kKSteps; ++kk) {
+      u32 qf[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        if constexpr (K::kQInRegs) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+            qf[mt][i] = q_frag[mt][kk][i];
+        } else {
+          load_q_frag(qf[mt], mt, kk);
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < NT; nt += 2) {
+        u32 kf[4]; // b-fragments of key tiles nt and nt+1
+        const int key = nt * 8 + (lane & 7) + ((lane >> 4) << 3);
+        ldmatrix_x4(kf, sK_n + KVTile::offset(key, kk * 2 + ((lane >> 3) & 1)));
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma_16816<T>(s[mt][nt], qf[mt], kf[0], kf[1]);
+          mma_16816<T>(s[mt][nt + 1], qf[mt], kf[2], kf[3]);
+        }
+      }
+    }
+
+    // Mask keys past seqlen_k and, when causal, above the diagonal: only edge blocks pay for it.
+    const int n0 = n_block * K::kBlockN;
+    const bool edge = n0 + K::kBlockN > p.seqlen_k ||
+                      (K::kCausal && n0 + K::kBlockN - 1 > m0 + row_in_warp + diag);
+    if (edge) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int row = m0 + row_in_warp + mt * 16 + lane / 4 + (e / 2) * 8;
+            const int key = n0 + nt * 8 + (lane % 4) * 2 + (e % 2);
+            if (key >= p.seqlen_k || (K::kCausal && key > row + diag)) s[mt][nt][e] = neg_inf();
+          }
+    }
+
+    float rescale[MT][2];
+    softmax.update(s, p.softmax_scale_log2, rescale);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          o[mt][dt][e] *= rescale[mt][e / 2];
+
+          // O += P V: P re-enters the tensor cores straight from the S accumulators, as A
+          // fragments.
+#pragma unroll
+    for (int kp = 0; kp < K::kPSteps; ++kp) {
+      u32 pf[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        pf[mt][0] = Dtype<T>::pack(s[mt][2 * kp][0], s[mt][2 * kp][1]);
+        pf[mt][1] = Dtype<T>::pack(s[mt][2 * kp][2], s[mt][2 * kp][3]);
+        pf[mt][2] = Dtype<T>::pack(s[mt][2 * kp + 1][0], s[mt][2 * kp + 1][1]);
+        pf[mt][3] = Dtype<T>::pack(s[mt][2 * kp + 1][2], s[mt][2 * kp + 1][3]);
+      }
+#pragma unroll
+      for (int dt = 0; dt < DT; dt += 2) {
+        u32 vf[4]; // b-fragments of head-dim tiles dt and dt+1, transposed on load
+        ldmatrix_x4_trans(vf, sV_n + KVTile::offset(kp * 16 + (lane & 15), dt + (lane >> 4)));
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma_16816<T>(o[mt][dt], pf[mt], vf[0], vf[1]);
+          mma_16816<T>(o[mt][dt + 1], pf[mt], vf[2], vf[3]);
+        }
+      }
+    }
+  }
+
+  softmax.finish();
+  cp_async_wait<0>();
+  __syncthreads(); // every warp is done with sQ before it stages O
+  write_output<K>(p, o, softmax, sQ, b, h, m0, row_in_warp, tid);
+}
+
+} // namespace attnjit

@@ -1,0 +1,41 @@
+// A (ROWS, COLS) tile of 16-bit elements in shared memory, rows padded to a multiple of 64
+// elements and 16-byte chunks XOR-swizzled by row, so the 8 row addresses of one ldmatrix (and
+// the 16-byte cp.async writes) hit 8 different bank groups.
+#pragma once
+
+#include <attnjit/ptx.cuh>
+
+namespace attnjit {
+
+template <int ROWS, int COLS> struct SmemTile {
+  static_assert(COLS % 8 == 0, "tile columns must be whole 16-byte chunks");
+  static constexpr int kChunks = COLS / 8;
+  // Swizzling permutes chunks within aligned groups of 8, so a row holds whole groups.
+  static constexpr int kRowStride = (COLS + 63) / 64 * 64; // elements
+  static constexpr int kElements = ROWS * kRowStride;
+  static constexpr int kBytes = kElements * 2;
+
+  // Byte offset of element (row, chunk * 8) from the start of the tile.
+  static __device__ __forceinline__ u32 offset(int row, int chunk) {
+    return static_cast<u32>((row * kRowStride + ((chunk ^ (row & 7)) << 3)) * 2);
+  }
+
+  // Asynchronously copies rows [0, ROWS) of a global [rows, COLS] slice whose row r starts at
+  // gmem + r * row_stride; rows >= valid_rows are zero-filled.
+  template <int THREADS>
+  static __device__ __forceinline__ void load_async(u32 smem, const unsigned short* gmem,
+                                                    i64 row_stride, int valid_rows, int tid) {
+    constexpr int kTotal = ROWS * kChunks;
+#pragma unroll
+    for (int it = 0; it < (kTotal + THREADS - 1) / THREADS; ++it) {
+      const int i = tid + it * THREADS;
+      if (kTotal % THREADS != 0 && i >= kTotal) break;
+      const int row = i / kChunks, chunk = i % kChunks;
+      const bool in_range = row < valid_rows;
+      const unsigned short* src = in_range ? gmem + row * row_stride + chunk * 8 : gmem;
+      cp_async_16(smem + offset(row, chunk), src, in_range ? 16 : 0);
+    }
+  }
+};
+
+} // namespace attnjit

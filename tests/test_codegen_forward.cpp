@@ -1,0 +1,177 @@
+// Codegen and tile rules on the CPU, and NVRTC compiling every forward instantiation the tuner
+// may ask for, for sm_80 and sm_90a (to CUBIN, so ptxas runs too).
+#include "codegen/codegen.h"
+#include "codegen/tile_rules.h"
+#include "runtime/nvrtc_compiler.h"
+
+#include <attnjit/error.h>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+using namespace attnjit;
+
+namespace {
+
+KernelSpec spec_of(int d, DType dtype, Mask mask) {
+  KernelSpec s;
+  s.head_dim_qk = s.head_dim_v = d;
+  s.dtype = dtype;
+  s.mask = mask;
+  return s;
+}
+
+ErrorKind error_kind_of(auto&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.kind();
+  }
+  FAIL("expected an attnjit::Error");
+  return ErrorKind::internal;
+}
+
+std::string error_message_of(auto&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  FAIL("expected an attnjit::Error");
+  return {};
+}
+
+} // namespace
+
+TEST_SUITE("codegen.forward") {
+  TEST_CASE("generated source names every template parameter") {
+    const KernelSpec spec = spec_of(128, DType::bf16, Mask::causal);
+    const TileConfig config{128, 64, 4, 3, true};
+    const auto k = codegen::generate_forward(spec, config);
+    CHECK(k.slug == "fwd_mha_d128_bf16_causal_m128n64w4s3q");
+    CHECK(k.threads == 128);
+    CHECK(k.dynamic_smem == codegen::forward_smem_bytes(spec, config));
+    CHECK(k.source.find("#include <attnjit/fwd_kernel.cuh>") != std::string::npos);
+    for (const char* piece : {"attnjit::bf16_t", "/*HEAD_DIM=*/128", "/*BLOCK_M=*/128",
+                              "/*BLOCK_N=*/64", "/*NUM_WARPS=*/4", "/*STAGES=*/3",
+                              "/*CAUSAL=*/true", "/*Q_IN_REGS=*/true"})
+      CHECK_MESSAGE(k.source.find(piece) != std::string::npos, piece);
+    CHECK(k.source.find(k.name_expression) != std::string::npos);
+  }
+
+  TEST_CASE("slugs distinguish types, dtypes and masks") {
+    KernelSpec gqa = spec_of(64, DType::fp16, Mask::none);
+    gqa.num_kv_heads = 8;
+    CHECK(kernel_slug(gqa, {64, 32, 4, 2, false}) == "fwd_gqa_d64_fp16_m64n32w4s2");
+    gqa.num_kv_heads = 1;
+    CHECK(kernel_slug(gqa, {64, 32, 4, 2, false}) == "fwd_mqa_d64_fp16_m64n32w4s2");
+    KernelSpec packed = spec_of(64, DType::bf16, Mask::none);
+    packed.layout = Layout::packed_qkv;
+    CHECK(kernel_slug(packed, {64, 32, 4, 2, false}) == "fwd_mhsa_d64_bf16_m64n32w4s2");
+    CHECK(codegen::generate_forward(packed, {64, 32, 4, 2, false}).source !=
+          codegen::generate_forward(spec_of(64, DType::fp16, Mask::none), {64, 32, 4, 2, false})
+              .source);
+  }
+
+  TEST_CASE("bad specs and configs are refused with the reason") {
+    CHECK(error_kind_of([] { codegen::generate_forward(spec_of(100, DType::bf16, Mask::none), {}); }) ==
+          ErrorKind::unsupported);
+    CHECK(error_message_of([] {
+            codegen::generate_forward(spec_of(100, DType::bf16, Mask::none), {});
+          }).find("head dim 100") != std::string::npos);
+    CHECK(error_message_of([] {
+            codegen::generate_forward(spec_of(128, DType::bf16, Mask::none), {96, 64, 4, 2, false});
+          }).find("block_m 96") != std::string::npos);
+    CHECK(error_message_of([] {
+            codegen::generate_forward(spec_of(128, DType::bf16, Mask::none), {128, 64, 4, 1, false});
+          }).find("num_stages") != std::string::npos);
+    KernelSpec ratio = spec_of(64, DType::bf16, Mask::none);
+    ratio.num_heads = 6, ratio.num_kv_heads = 4;
+    CHECK(error_message_of([&] { validate(ratio); }).find("multiple of num_kv_heads") !=
+          std::string::npos);
+    AttentionProblem zero;
+    zero.shape.batch = 0;
+    CHECK(error_message_of([&] { validate(zero); }).find("batch") != std::string::npos);
+    AttentionProblem negative;
+    negative.shape.seqlen_k = -5;
+    CHECK(error_message_of([&] { validate(negative); }).find("seqlen_k") != std::string::npos);
+    AttentionProblem empty_keys;
+    empty_keys.shape.seqlen_k = 0; // defined: O = 0, LSE = -inf
+    CHECK_NOTHROW(validate(empty_keys));
+    CHECK(codegen::why_not(spec_of(256, DType::bf16, Mask::none), {128, 128, 4, 3, true},
+                           codegen::arch_limits("sm_86"))
+              .find("shared memory") != std::string::npos);
+  }
+
+  TEST_CASE("every candidate passes the rules and the default is a candidate") {
+    for (const char* arch : {"sm_80", "sm_86", "sm_90a"})
+      for (int d : {32, 64, 96, 128, 256}) {
+        const auto limits = codegen::arch_limits(arch);
+        const KernelSpec spec = spec_of(d, DType::bf16, Mask::none);
+        const auto all = codegen::candidates(spec, limits);
+        CHECK_MESSAGE(all.size() >= 4, arch, " d", d);
+        for (const auto& c : all) CHECK(codegen::why_not(spec, c, limits).empty());
+        const TileConfig def = codegen::default_config(spec, limits);
+        CHECK(std::find(all.begin(), all.end(), def) != all.end());
+      }
+  }
+
+  TEST_CASE("flop counts follow the benchmark's rule") {
+    AttentionProblem p; // B=1 S=4096 H=32 D=128
+    CHECK(flop_count(p) == doctest::Approx(4.0 * 32 * 4096.0 * 4096.0 * 128));
+    p.spec.mask = Mask::causal;
+    CHECK(flop_count(p) == doctest::Approx(2.0 * 32 * 4096.0 * 4096.0 * 128));
+    p.spec.pass = Pass::backward;
+    CHECK(flop_count(p) == doctest::Approx(5.0 * 32 * 4096.0 * 4096.0 * 128));
+  }
+
+  TEST_CASE("NVRTC compiles every forward instantiation to CUBIN for sm_80 and sm_90a") {
+    struct Job {
+      KernelSpec spec;
+      TileConfig config;
+      std::string arch;
+    };
+    std::vector<Job> jobs;
+    for (const char* arch : {"sm_80", "sm_90a"})
+      for (int d : {32, 64, 96, 128, 256})
+        for (DType dtype : {DType::bf16, DType::fp16})
+          for (Mask mask : {Mask::none, Mask::causal}) {
+            const KernelSpec spec = spec_of(d, dtype, mask);
+            for (const auto& c : codegen::candidates(spec, codegen::arch_limits(arch)))
+              jobs.push_back({spec, c, arch});
+          }
+    std::atomic<size_t> next{0};
+    std::mutex mutex;
+    std::vector<std::string> failures;
+    size_t spilling = 0;
+    auto worker = [&] {
+      for (size_t i; (i = next++) < jobs.size();) {
+        const Job& job = jobs[i];
+        try {
+          const auto k = codegen::generate_forward(job.spec, job.config);
+          const auto out = runtime::compile({k.source, k.slug, {k.name_expression}, job.arch, {}});
+          const bool elf = out.cubin.size() > 4 && out.cubin[0] == 0x7f && out.cubin[1] == 'E';
+          std::lock_guard lock(mutex);
+          if (!elf) failures.push_back(fmt::format("{} {}: not a cubin", job.arch, k.slug));
+          for (const auto& r : out.resources) spilling += r.spill_store_bytes > 0;
+        } catch (const Error& e) {
+          std::lock_guard lock(mutex);
+          failures.push_back(fmt::format("{}: {}", job.arch, e.what()));
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < std::max(1u, std::thread::hardware_concurrency()); ++t)
+      pool.emplace_back(worker);
+    for (auto& t : pool) t.join();
+    MESSAGE(fmt::format("compiled {} forward instantiations ({} spill registers; the tuner "
+                        "prunes those)",
+                        jobs.size(), spilling));
+    for (const auto& f : failures) FAIL_CHECK(f);
+    CHECK(failures.empty());
+  }
+}

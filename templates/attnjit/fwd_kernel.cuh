@@ -62,9 +62,15 @@ __global__ void __launch_bounds__(K::kThreads)
 
   const int row_in_warp = warp * K::kWarpRows; // first of this warp's rows within the block
   u32 q_frag[K::kQInRegs ? MT : 1][K::kQInRegs ? K::kKSteps : 1][4];
+  // Per-lane ldmatrix addresses: a row part and four swizzled column parts (SwizzledCols);
+  // everything else is a compile-time offset, which keeps the address registers few.
+  const SwizzledCols cols_qv((lane >> 4) ^ (lane & 7));
+  const SwizzledCols cols_k(((lane >> 3) & 1) ^ (lane & 7));
+  const u32 q_row = sQ + QTile::row_offset(row_in_warp + (lane & 15));
+  const u32 k_row = KVTile::row_offset((lane & 7) + ((lane >> 4) << 3));
+  const u32 v_row = KVTile::row_offset(lane & 15);
   auto load_q_frag = [&](u32(&f)[4], int mt, int kk) {
-    const int row = row_in_warp + mt * 16 + (lane & 15);
-    ldmatrix_x4(f, sQ + QTile::offset(row, kk * 2 + (lane >> 4)));
+    ldmatrix_x4(f, q_row + QTile::row_offset(mt * 16) + cols_qv(kk));
   };
   if constexpr (K::kQInRegs) {
     cp_async_wait<K::kStages - 2>();
@@ -106,8 +112,7 @@ __global__ void __launch_bounds__(K::kThreads)
 #pragma unroll
       for (int nt = 0; nt < NT; nt += 2) {
         u32 kf[4]; // b-fragments of key tiles nt and nt+1
-        const int key = nt * 8 + (lane & 7) + ((lane >> 4) << 3);
-        ldmatrix_x4(kf, sK_n + KVTile::offset(key, kk * 2 + ((lane >> 3) & 1)));
+        ldmatrix_x4(kf, sK_n + k_row + KVTile::row_offset(nt * 8) + cols_k(kk));
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           mma_16816<T>(s[mt][nt], qf[mt], kf[0], kf[1]);
@@ -158,7 +163,7 @@ __global__ void __launch_bounds__(K::kThreads)
 #pragma unroll
       for (int dt = 0; dt < DT; dt += 2) {
         u32 vf[4]; // b-fragments of head-dim tiles dt and dt+1, transposed on load
-        ldmatrix_x4_trans(vf, sV_n + KVTile::offset(kp * 16 + (lane & 15), dt + (lane >> 4)));
+        ldmatrix_x4_trans(vf, sV_n + v_row + KVTile::row_offset(kp * 16) + cols_qv(dt / 2));
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           mma_16816<T>(o[mt][dt], pf[mt], vf[0], vf[1]);

@@ -15,8 +15,9 @@ namespace {
 
 cl::SubCommand Compile("compile", "Compile the forward kernel with NVRTC and show its resources");
 ProblemOptions Problem(Compile);
-cl::opt<std::string> Arch("arch", cl::desc("NVRTC target, e.g. sm_80, sm_90a (default: GPU 0's, "
-                                           "or sm_90a without a GPU)"),
+cl::opt<std::string> Arch("arch",
+                          cl::desc("NVRTC target, e.g. sm_80, sm_90a (default: GPU 0's, "
+                                   "or sm_90a without a GPU)"),
                           cl::sub(Compile), cl::cat(category()));
 cl::opt<std::string> DumpDir("dump-dir",
                              cl::desc("Leave kernel.cu, options, log and cubin under this folder "

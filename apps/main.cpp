@@ -26,8 +26,10 @@ int main(int argc, char** argv) {
     }
     return 1;
   }
-  if (!Stray.empty())
-    errs() << "attnjit: error: unknown subcommand '" << Stray.front() << "'\n\n";
-  cl::PrintHelpMessage();
-  return 1;
+  if (!Stray.empty()) {
+    errs() << "attnjit: error: unknown subcommand '" << Stray.front() << "' (see attnjit --help)\n";
+    return 1;
+  }
+  cl::PrintHelpMessage(/*Hidden=*/false, /*Categorized=*/true); // as --help prints it
+  return 1;                                                     // a subcommand is required
 }

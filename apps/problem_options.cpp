@@ -2,6 +2,17 @@
 
 namespace attnjit::apps {
 
+llvm::cl::OptionCategory& problem_category() {
+  static llvm::cl::OptionCategory category("Problem (defaults: MHA, bf16, B=1 S=4096 H=32 D=128)");
+  return category;
+}
+
+llvm::cl::OptionCategory& tile_category() {
+  static llvm::cl::OptionCategory category(
+      "Tile config (a flag left out keeps the default config's value for the problem)");
+  return category;
+}
+
 // An option the user gave wins; otherwise `fallback` (a default or another flag's value).
 template <class T, class U> static T given_or(const llvm::cl::opt<T>& option, U fallback) {
   return option.getNumOccurrences() > 0 ? option.getValue() : static_cast<T>(fallback);

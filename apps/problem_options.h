@@ -17,6 +17,10 @@
 
 namespace attnjit::apps {
 
+// Help sections of the flags below.
+llvm::cl::OptionCategory& problem_category();
+llvm::cl::OptionCategory& tile_category();
+
 class ProblemOptions {
 public:
   explicit ProblemOptions(llvm::cl::SubCommand& sub) : sub_(sub) {}
@@ -37,43 +41,51 @@ private:
   // Declared first: the options below bind to it in their initialisers.
   llvm::cl::SubCommand& sub_;
   llvm::cl::sub in_sub{sub_};
-  llvm::cl::cat in_cat{category()};
+  llvm::cl::cat in_problem{problem_category()};
+  llvm::cl::cat in_tile{tile_category()};
 
-  // The problem. Defaults come from the spec.h aggregates, so there is one place to change them.
-  opt<DType> dtype_{"dtype", desc("Element type of Q, K, V and O"),
+  // The problem. Initial values come from the spec.h aggregates; the help texts quote them,
+  // so keep those in step when a default changes.
+  opt<DType> dtype_{"dtype",
+                    desc("Element type of Q, K, V and O (default bf16)"),
                     llvm::cl::values(clEnumValN(DType::bf16, "bf16", "bfloat16"),
                                      clEnumValN(DType::fp16, "fp16", "IEEE half")),
-                    llvm::cl::init(KernelSpec{}.dtype), in_sub, in_cat};
-  opt<int64_t> batch_{"batch", desc("Batch size"), llvm::cl::init(AttentionShape{}.batch), in_sub,
-                      in_cat};
-  opt<int64_t> seqlen_{"seqlen", desc("Query and key sequence length"),
-                       llvm::cl::init(AttentionShape{}.seqlen_q), in_sub, in_cat};
+                    llvm::cl::init(KernelSpec{}.dtype),
+                    in_sub,
+                    in_problem};
+  opt<int64_t> batch_{"batch", desc("Batch size (default 1)"),
+                      llvm::cl::init(AttentionShape{}.batch), in_sub, in_problem};
+  opt<int64_t> seqlen_{"seqlen", desc("Query and key sequence length (default 4096)"),
+                       llvm::cl::init(AttentionShape{}.seqlen_q), in_sub, in_problem};
   opt<int64_t> seqlen_q_{"seqlen-q", desc("Query sequence length (overrides --seqlen)"), in_sub,
-                         in_cat};
-  opt<int64_t> seqlen_k_{"seqlen-k", desc("Key/value sequence length (overrides --seqlen)"),
-                         in_sub, in_cat};
-  opt<int> heads_{"heads", desc("Query heads"), llvm::cl::init(KernelSpec{}.num_heads), in_sub,
-                  in_cat};
+                         in_problem};
+  opt<int64_t> seqlen_k_{"seqlen-k", desc("Key/value sequence length (overrides --seqlen)"), in_sub,
+                         in_problem};
+  opt<int> heads_{"heads", desc("Query heads (default 32)"), llvm::cl::init(KernelSpec{}.num_heads),
+                  in_sub, in_problem};
   opt<int> kv_heads_{"kv-heads", desc("Key/value heads (default: --heads; fewer is GQA, 1 is MQA)"),
-                     in_sub, in_cat};
-  opt<int> head_dim_{"head-dim", desc("Head dimension of Q and K"),
-                     llvm::cl::init(KernelSpec{}.head_dim_qk), in_sub, in_cat};
+                     in_sub, in_problem};
+  opt<int> head_dim_{"head-dim", desc("Head dimension of Q and K (default 128)"),
+                     llvm::cl::init(KernelSpec{}.head_dim_qk), in_sub, in_problem};
   opt<int> head_dim_v_{"head-dim-v", desc("Head dimension of V and O (default: --head-dim)"),
-                       in_sub, in_cat};
-  opt<bool> causal_{"causal", desc("Causal mask (query i sees keys 0..i)"), in_sub, in_cat};
-  opt<Layout> layout_{"layout", desc("How Q, K and V arrive"),
-                      llvm::cl::values(clEnumValN(Layout::separate, "separate", "three tensors"),
-                                       clEnumValN(Layout::packed_qkv, "packed",
-                                                  "one [B, S, 3, H, D] buffer")),
-                      llvm::cl::init(KernelSpec{}.layout), in_sub, in_cat};
-  opt<float> scale_{"scale", desc("Softmax scale (default: 1/sqrt(head dim))"), in_sub, in_cat};
+                       in_sub, in_problem};
+  opt<bool> causal_{"causal", desc("Causal mask (query i sees keys 0..i)"), in_sub, in_problem};
+  opt<Layout> layout_{
+      "layout",
+      desc("How Q, K and V arrive (default separate)"),
+      llvm::cl::values(clEnumValN(Layout::separate, "separate", "three tensors"),
+                       clEnumValN(Layout::packed_qkv, "packed", "one [B, S, 3, H, D] buffer")),
+      llvm::cl::init(KernelSpec{}.layout),
+      in_sub,
+      in_problem};
+  opt<float> scale_{"scale", desc("Softmax scale (default: 1/sqrt(head dim))"), in_sub, in_problem};
 
   // The tile config; each flag left out keeps the default config's value.
-  opt<int> block_m_{"block-m", desc("Query rows per CTA"), in_sub, in_cat};
-  opt<int> block_n_{"block-n", desc("Keys per main-loop step"), in_sub, in_cat};
-  opt<int> warps_{"warps", desc("Warps per CTA"), in_sub, in_cat};
-  opt<int> stages_{"stages", desc("K/V shared-memory pipeline depth"), in_sub, in_cat};
-  opt<bool> q_in_regs_{"q-in-regs", desc("Keep Q fragments in registers"), in_sub, in_cat};
+  opt<int> block_m_{"block-m", desc("Query rows per CTA"), in_sub, in_tile};
+  opt<int> block_n_{"block-n", desc("Keys per main-loop step"), in_sub, in_tile};
+  opt<int> warps_{"warps", desc("Warps per CTA"), in_sub, in_tile};
+  opt<int> stages_{"stages", desc("K/V shared-memory pipeline depth"), in_sub, in_tile};
+  opt<bool> q_in_regs_{"q-in-regs", desc("Keep Q fragments in registers"), in_sub, in_tile};
 };
 
 } // namespace attnjit::apps

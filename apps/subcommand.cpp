@@ -5,7 +5,7 @@ namespace attnjit::apps {
 // Function-local statics: subcommand files register during static initialisation, in an order
 // the language leaves open, so nothing here may be a plain global.
 llvm::cl::OptionCategory& category() {
-  static llvm::cl::OptionCategory options("attnjit options");
+  static llvm::cl::OptionCategory options("Subcommand options");
   return options;
 }
 
@@ -14,7 +14,9 @@ static std::vector<Subcommand>& registry() {
   return table;
 }
 
-const std::vector<Subcommand>& registered_subcommands() { return registry(); }
+const std::vector<Subcommand>& registered_subcommands() {
+  return registry();
+}
 
 Registration::Registration(llvm::cl::SubCommand& command, int (*run)()) {
   registry().push_back({&command, run});

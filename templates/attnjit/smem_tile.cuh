@@ -31,11 +31,11 @@ template <int ROWS, int COLS> struct SmemTile {
   static __device__ __forceinline__ void load_async(u32 smem, const unsigned short* gmem,
                                                     i64 row_stride, int valid_rows, int tid) {
     constexpr int kTotal = ROWS * kChunks;
-    if constexpr (THREADS % kChunks == 0 && kTotal % THREADS == 0) {
+    // Fast path when every thread's rows share row & 7 (so one swizzled column serves them all).
+    if constexpr (THREADS % kChunks == 0 && kTotal % THREADS == 0 && (THREADS / kChunks) % 8 == 0) {
       // Each thread keeps one chunk column and steps down the rows: one pointer and one shared
       // address advanced by constants, instead of a 64-bit address per row held in registers.
       constexpr int kRowStep = THREADS / kChunks;
-      static_assert(kRowStep % 8 == 0 || ROWS <= kRowStep, "row step must keep the swizzle phase");
       const int row0 = tid / kChunks, chunk = tid % kChunks;
       const unsigned short* src = gmem + row0 * row_stride + chunk * 8;
       const u32 dst = smem + offset(row0, chunk);

@@ -1,0 +1,104 @@
+// `attnjit run`: the main job. Builds a plan for the problem, runs it once on random inputs,
+// checks sampled rows against an fp64 reference, then times it.
+//
+// Without a GPU it still generates and compiles the kernel for sm_90a, prints the compile
+// summary and says why it stops there, exiting 0: on a build machine that is all there is to do.
+#include "apps/device_problem.h"
+#include "apps/kernel_build.h"
+#include "apps/problem_options.h"
+#include "runtime/driver.h"
+#include "tuner/measure.h"
+#include "tuner/reference.h"
+
+#include <attnjit/device.h>
+#include <attnjit/error.h>
+#include <attnjit/format.h>
+#include <attnjit/plan.h>
+
+#include <fmt/format.h>
+
+#include <random>
+
+using namespace llvm;
+
+namespace attnjit::apps {
+namespace {
+
+cl::SubCommand Run("run", "Run the forward kernel: check it against a reference, then time it");
+ProblemOptions Problem(Run);
+cl::opt<int> Device("device", cl::desc("GPU ordinal"), cl::init(0), cl::sub(Run),
+                    cl::cat(category()));
+cl::opt<uint64_t> Seed("seed", cl::desc("Seed of the random inputs (default: a fresh one)"),
+                       cl::sub(Run), cl::cat(category()));
+cl::opt<int64_t> CheckRows("check-rows", cl::desc("Output rows to check (0: no check)"),
+                           cl::init(1024), cl::sub(Run), cl::cat(category()));
+cl::opt<int> Warmup("warmup", cl::desc("Untimed runs before timing"), cl::init(10), cl::sub(Run),
+                    cl::cat(category()));
+cl::opt<int> Runs("runs", cl::desc("Timed runs (the median is reported)"), cl::init(50),
+                  cl::sub(Run), cl::cat(category()));
+
+int compile_only(const AttentionProblem& problem, const std::string& why) {
+  const codegen::ArchLimits limits = codegen::arch_limits("sm_90a");
+  const TileConfig config = Problem.config(problem.spec, limits);
+  const KernelBuild build = build_kernel(problem, config, limits.arch);
+  print_build_summary(problem, config, build);
+  fmt::print("no GPU: {}; compiled {} for {} but cannot run it\n", why, build.kernel.slug,
+             limits.arch);
+  return 0;
+}
+
+// Runs the plan once on poisoned outputs and compares sampled rows with the references.
+bool check(const ForwardPlan& plan, const tuner::HostAttentionData& data, DeviceProblem& device,
+           uint64_t seed) {
+  poison_outputs(device);
+  plan.run(device.args, nullptr); // the legacy default stream: nothing else runs here
+  ATTNJIT_CU(cuCtxSynchronize());
+  const auto rows = tuner::sample_rows(data.problem, CheckRows, seed);
+  const tuner::Comparison result =
+      tuner::compare_forward(tuner::reference_forward(data, rows), tuner::plain_forward(data, rows),
+                             download_rows(device, data.problem, rows), 2.0,
+                             tuner::default_abs_floor(data.problem.spec.dtype));
+  fmt::print("check      {} rows: {}\n", rows.size(), result.summary);
+  return result.passed;
+}
+
+int run_run() {
+  if (Runs < 1 || Warmup < 0 || CheckRows < 0)
+    throw Error(ErrorKind::invalid_argument, "--runs must be >= 1, --warmup and --check-rows >= 0");
+  const AttentionProblem problem = Problem.problem();
+  DeviceInfo gpu;
+  try {
+    gpu = query_device(Device);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::no_device) throw;
+    return compile_only(problem, e.what());
+  }
+
+  runtime::use_device(Device);
+  const ForwardPlan plan(problem, Problem.config_override(problem.spec, limits_of(gpu)), Device);
+  fmt::print("gpu        {} ({})\n", gpu.name, gpu.arch());
+  fmt::print("problem    {} {}\n", problem.spec, problem.shape);
+  fmt::print("kernel     {}: {}\n", kernel_slug(problem.spec, plan.config()), plan.config());
+  fmt::print("resources  {} registers, {} B smem, {} B local per thread\n",
+             plan.registers_per_thread(), plan.shared_memory_bytes(), plan.local_memory_bytes());
+
+  const uint64_t seed = Seed.getNumOccurrences() ? Seed.getValue() : std::random_device{}();
+  fmt::print("seed       {} (--seed={} repeats these inputs)\n", seed, seed);
+  const tuner::HostAttentionData data = tuner::random_inputs(problem, seed);
+  DeviceProblem device = upload(data);
+  if (CheckRows > 0 && !check(plan, data, device, seed))
+    throw Error(ErrorKind::internal, "the kernel's output does not match the reference");
+
+  const tuner::Measurement m = tuner::measure(
+      [&](CUstream stream) { plan.run(device.args, stream); }, nullptr, {Warmup, Runs});
+  const double tflops = flop_count(problem) / (m.median_ms * 1e-3) / 1e12;
+  fmt::print("time       {:.3f} ms median of {} runs ({:.3f} .. {:.3f}, cv {:.1f}%)\n", m.median_ms,
+             m.runs, m.min_ms, m.max_ms, m.cv * 100);
+  fmt::print("throughput {:.1f} TFLOP/s\n", tflops);
+  return 0;
+}
+
+Registration registration(Run, run_run);
+
+} // namespace
+} // namespace attnjit::apps

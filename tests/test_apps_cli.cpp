@@ -1,0 +1,152 @@
+// The `attnjit` binary as a user sees it: help, the generated source, and validation errors as
+// messages with a non-zero exit. None of these need a GPU; `run` and `info` are tried only with
+// ATTNJIT_LIBCUDA pointing nowhere, which makes any machine look like one without a driver.
+#include "codegen/codegen.h"
+#include "codegen/tile_rules.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <string>
+#include <sys/wait.h>
+
+namespace {
+
+struct CliResult {
+  int exit_code = -1;
+  std::string output; // stdout and stderr together
+};
+
+// Runs `attnjit <args>` through the shell. The arguments are ours, never user input.
+CliResult run_cli(const std::string& args, const std::string& env = "") {
+  const std::string command = env + " '" ATTNJIT_CLI_PATH "' " + args + " 2>&1";
+  CliResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE_MESSAGE(pipe != nullptr, "popen failed: ", command);
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe))
+    result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+bool contains(const std::string& text, const std::string& piece) {
+  return text.find(piece) != std::string::npos;
+}
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  return text;
+}
+
+// A run that must fail: non-zero exit, one "attnjit: error:" line naming `what`.
+void check_fails_naming(const std::string& args, const std::string& what) {
+  const CliResult r = run_cli(args);
+  INFO("attnjit ", args, "\n", r.output);
+  CHECK(r.exit_code != 0);
+  CHECK(contains(r.output, "attnjit: error:"));
+  CHECK(contains(lower(r.output), what));
+}
+
+// Simulates a machine without a driver, even on a GPU host.
+const std::string kNoDriver = "ATTNJIT_LIBCUDA=/nonexistent/libcuda.so.1";
+
+} // namespace
+
+TEST_SUITE("apps.cli") {
+  TEST_CASE("--help lists the subcommands and hides LLVM's own flags") {
+    const CliResult r = run_cli("--help");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    for (const char* sub : {"info", "gen", "compile", "run"})
+      CHECK(contains(r.output, std::string("  ") + sub + " "));
+    // Flags LLVM Support registers for its own tools.
+    for (const char* llvm_flag : {"--color", "--debug-counter", "--rng-seed", "--time-passes",
+                                  "--info-output-file", "--track-memory", "--stats"})
+      CHECK_FALSE(contains(r.output, llvm_flag));
+  }
+
+  TEST_CASE("a subcommand is required") {
+    const CliResult r = run_cli("");
+    CHECK(r.exit_code != 0);
+    CHECK(contains(r.output, "SUBCOMMANDS"));
+  }
+
+  TEST_CASE("an unknown subcommand is an error") {
+    const CliResult r = run_cli("frobnicate");
+    INFO(r.output);
+    CHECK(r.exit_code != 0);
+    CHECK(contains(r.output, "attnjit: error: unknown subcommand 'frobnicate'"));
+  }
+
+  TEST_CASE("gen prints the generated source of the default problem") {
+    using namespace attnjit;
+    const KernelSpec spec; // the CLI's defaults are the aggregate's
+    const auto expected = codegen::generate_forward(
+        spec, codegen::default_config(spec, codegen::arch_limits("sm_90a")));
+    const CliResult r = run_cli("gen");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output == expected.source);
+    CHECK(contains(r.output, "#include <attnjit/fwd_kernel.cuh>"));
+    CHECK(contains(r.output, expected.name_expression));
+  }
+
+  TEST_CASE("gen applies tile flags on top of the default config") {
+    const CliResult r = run_cli("gen --head-dim=64 --warps=8 --causal");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "/*NUM_WARPS=*/8"));
+    CHECK(contains(r.output, "/*HEAD_DIM=*/64"));
+    CHECK(contains(r.output, "/*CAUSAL=*/true"));
+  }
+
+  TEST_CASE("invalid problems fail with a message naming the field") {
+    check_fails_naming("gen --head-dim=100", "head dim 100");
+    check_fails_naming("gen --heads=6 --kv-heads=4", "num_kv_heads");
+    check_fails_naming("gen --batch=0", "batch");
+    check_fails_naming("gen --seqlen=-5", "seqlen");
+    check_fails_naming("compile --heads=-1", "num_heads");
+    check_fails_naming("run --batch=0", "batch"); // validated before any device work
+  }
+
+  TEST_CASE("malformed flags are rejected by the parser") {
+    for (const char* args : {"gen --dtype=fp32", "gen --batch=many", "gen --no-such-flag"}) {
+      const CliResult r = run_cli(args);
+      INFO("attnjit ", args, "\n", r.output);
+      CHECK(r.exit_code != 0);
+    }
+  }
+
+  TEST_CASE("compile --arch=sm_80 works without a GPU and reports registers") {
+    const CliResult r = run_cli("compile --arch=sm_80 --head-dim=64");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "arch       sm_80"));
+    CHECK(contains(r.output, "registers"));
+    CHECK(contains(r.output, "cubin"));
+  }
+
+  TEST_CASE("without a driver, run compiles for sm_90a and says why it stops") {
+    const CliResult r = run_cli("run --seqlen=256 --head-dim=64", kNoDriver);
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "no GPU: "));
+    CHECK(contains(r.output, "for sm_90a but cannot run it"));
+    CHECK(contains(r.output, "registers"));
+  }
+
+  TEST_CASE("without a driver, info prints the versions, then fails") {
+    const CliResult r = run_cli("info", kNoDriver);
+    INFO(r.output);
+    CHECK(r.exit_code != 0);
+    CHECK(contains(r.output, "attnjit    " ATTNJIT_VERSION));
+    CHECK(contains(r.output, "nvrtc"));
+    CHECK(contains(r.output, "attnjit: error:"));
+    CHECK(contains(r.output, "/nonexistent/libcuda.so.1"));
+  }
+}

@@ -15,7 +15,9 @@ namespace attnjit::tuner {
 // bf16/fp16 <-> float on the host (round to nearest even).
 uint16_t to_bits(float value, DType dtype);
 float from_bits(uint16_t bits, DType dtype);
-inline float round_to(float value, DType dtype) { return from_bits(to_bits(value, dtype), dtype); }
+inline float round_to(float value, DType dtype) {
+  return from_bits(to_bits(value, dtype), dtype);
+}
 // Whole tensors for upload, converted on all cores (a B=1100, H=64 input is 77M values).
 std::vector<uint16_t> to_bits(std::span<const float> values, DType dtype);
 
@@ -63,12 +65,14 @@ struct Comparison {
   int64_t nan_mismatches = 0;       // NaN in the kernel's O or LSE where the reference has none
   int64_t empty_row_mismatches = 0; // rows that see no key whose O is not exactly 0 or LSE not -inf
   bool passed = false;
-  std::string summary;              // one line for logs and test failures
+  std::string summary; // one line for logs and test failures
 };
 
 // The floor under the tolerance: what rounding alone costs where the plain error is ~0
 // (a row that sees one key reproduces V exactly in both).
-inline double default_abs_floor(DType dtype) { return dtype == DType::bf16 ? 2e-3 : 1e-3; }
+inline double default_abs_floor(DType dtype) {
+  return dtype == DType::bf16 ? 2e-3 : 1e-3;
+}
 
 // kernel: the device results gathered for the same rows (o as rows x Dv, lse per row).
 // Throws Error(invalid_argument) when the three disagree on rows or Dv.

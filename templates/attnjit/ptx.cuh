@@ -56,6 +56,13 @@ __device__ __forceinline__ void cp_async_16(u32 smem_addr, const void* gmem, int
                "r"(src_bytes));
 }
 
+// 4-byte variant (cached at all levels, as PTX requires for sizes under 16), for row statistics
+// whose rows need not be 16-byte aligned.
+__device__ __forceinline__ void cp_async_4(u32 smem_addr, const void* gmem, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(smem_addr), "l"(gmem),
+               "r"(src_bytes));
+}
+
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;");
 }
@@ -68,6 +75,11 @@ __device__ __forceinline__ float ex2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
+}
+
+// Fire-and-forget fp32 add to global memory (no return value, so RED rather than ATOM).
+__device__ __forceinline__ void red_add(float* addr, float value) {
+  asm volatile("red.global.add.f32 [%0], %1;" ::"l"(addr), "f"(value) : "memory");
 }
 
 __device__ __forceinline__ float lg2(float x) {

@@ -66,10 +66,13 @@ struct SwizzledCols {
   u32 col[4];
   __device__ __forceinline__ explicit SwizzledCols(int c) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) col[j] = static_cast<u32>(((2 * j) ^ c) << 4);
+    for (int j = 0; j < 4; ++j)
+      col[j] = static_cast<u32>(((2 * j) ^ c) << 4);
   }
   // Byte offset of chunk pair k (chunks 2k, 2k+1) within a row.
-  __device__ __forceinline__ u32 operator()(int k) const { return col[k % 4] + (k / 4) * 128; }
+  __device__ __forceinline__ u32 operator()(int k) const {
+    return col[k % 4] + (k / 4) * 128;
+  }
 };
 
 } // namespace attnjit

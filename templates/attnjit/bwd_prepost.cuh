@@ -1,0 +1,74 @@
+// The backward's small kernels around the main one: D = rowsum(dO * O) before it, and dQ's
+// conversion from the fp32 accumulator (scaled, to the output dtype and strides) after it.
+#pragma once
+
+#include <attnjit/bwd_params.h>
+#include <attnjit/types.cuh>
+
+namespace attnjit {
+
+template <class T> __device__ __forceinline__ float to_float(unsigned short bits);
+template <> __device__ __forceinline__ float to_float<bf16_t>(unsigned short bits) {
+  return __uint_as_float(static_cast<u32>(bits) << 16);
+}
+template <> __device__ __forceinline__ float to_float<fp16_t>(unsigned short bits) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(bits));
+  return f;
+}
+
+// One thread per query row; grid.x = ceil(Sq / 128) * B * H.
+template <class T, int HEAD_DIM_V>
+__global__ void __launch_bounds__(128) flash_bwd_dsum_kernel(const __grid_constant__ BwdParams p) {
+  const int blocks_per_head = (p.seqlen_q + 127) / 128;
+  const int bh = blockIdx.x / blocks_per_head;
+  const int row = (blockIdx.x % blocks_per_head) * 128 + threadIdx.x;
+  if (row >= p.seqlen_q) return;
+  const int b = bh / p.num_heads, h = bh % p.num_heads;
+  const uint4* o = reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(p.o) +
+                                                  b * p.o_batch_stride + h * p.o_head_stride +
+                                                  row * p.o_seq_stride);
+  const uint4* d_o = reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(p.dout) +
+                                                    b * p.do_batch_stride + h * p.do_head_stride +
+                                                    row * p.do_seq_stride);
+  float sum = 0.f;
+#pragma unroll
+  for (int c = 0; c < HEAD_DIM_V / 8; ++c) {
+    const uint4 x = o[c], y = d_o[c];
+    const u32 xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      sum += to_float<T>(xs[i] & 0xffff) * to_float<T>(ys[i] & 0xffff);
+      sum += to_float<T>(xs[i] >> 16) * to_float<T>(ys[i] >> 16);
+    }
+  }
+  p.dsum[static_cast<i64>(bh) * p.seqlen_q + row] = sum;
+}
+
+// One thread per 8 columns of dQ; grid-stride over B * H * Sq * Dqk / 8.
+template <class T, int HEAD_DIM_QK>
+__global__ void __launch_bounds__(256) flash_bwd_dq_kernel(const __grid_constant__ BwdParams p) {
+  constexpr int kChunks = HEAD_DIM_QK / 8;
+  const i64 total = static_cast<i64>(p.batch) * p.num_heads * p.seqlen_q * kChunks;
+  for (i64 i = blockIdx.x * 256ll + threadIdx.x; i < total;
+       i += static_cast<i64>(gridDim.x) * 256) {
+    const int chunk = static_cast<int>(i % kChunks);
+    const i64 row_index = i / kChunks; // (b, h, row) in the accumulator's order
+    const int row = static_cast<int>(row_index % p.seqlen_q);
+    const int bh = static_cast<int>(row_index / p.seqlen_q);
+    const int b = bh / p.num_heads, h = bh % p.num_heads;
+    const float4* acc =
+        reinterpret_cast<const float4*>(p.dq_accum + row_index * HEAD_DIM_QK + chunk * 8);
+    const float4 lo = acc[0], hi = acc[1];
+    const float s = p.softmax_scale;
+    uint4 out;
+    out.x = Dtype<T>::pack(lo.x * s, lo.y * s);
+    out.y = Dtype<T>::pack(lo.z * s, lo.w * s);
+    out.z = Dtype<T>::pack(hi.x * s, hi.y * s);
+    out.w = Dtype<T>::pack(hi.z * s, hi.w * s);
+    *reinterpret_cast<uint4*>(static_cast<unsigned short*>(p.dq) + b * p.dq_batch_stride +
+                              h * p.dq_head_stride + row * p.dq_seq_stride + chunk * 8) = out;
+  }
+}
+
+} // namespace attnjit

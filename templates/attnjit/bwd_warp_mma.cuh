@@ -1,0 +1,165 @@
+// The backward's per-warp tensor-core steps. A warp owns kWarpKeys keys (rows of K, V, dK, dV)
+// and, for dQ, one (16-row, kDqCols-column) piece of the query block.
+#pragma once
+
+#include <attnjit/bwd_params.h>
+#include <attnjit/ptx.cuh>
+#include <attnjit/smem_tile.cuh>
+
+namespace attnjit {
+
+template <class K> struct BwdWarpMma {
+  using T = typename K::T;
+  static constexpr int KT = K::kKTiles, MT8 = K::kMTiles8;
+
+  int lane, key0;
+  SwizzledCols cols_a;  // A operands and transposed B operands: rows lane & 15
+  SwizzledCols cols_bt; // B operands read untransposed: rows (lane & 7) + 8 * (lane >> 4)
+
+  __device__ __forceinline__ BwdWarpMma(int lane_, int key0_)
+      : lane(lane_), key0(key0_), cols_a((lane_ >> 4) ^ (lane_ & 7)),
+        cols_bt(((lane_ >> 3) & 1) ^ (lane_ & 7)) {}
+
+  // acc = R C^T with R = this warp's rows of a (BLOCK_N, D) tile (K or V) and C a (BLOCK_M, D)
+  // tile (Q or dO): (kWarpKeys, BLOCK_M) fp32.
+  template <class RowTile, class ColTile>
+  __device__ __forceinline__ void rows_times_cols_t(float (&acc)[KT][MT8][4], u32 rows,
+                                                    u32 cols) const {
+    static_assert(RowTile::kChunks == ColTile::kChunks, "R and C must share the head dim");
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int mt = 0; mt < MT8; ++mt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          acc[kt][mt][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < RowTile::kChunks / 2; ++kk) {
+      u32 a[KT][4];
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt)
+        ldmatrix_x4(a[kt], rows + RowTile::row_offset(key0 + kt * 16 + (lane & 15)) + cols_a(kk));
+#pragma unroll
+      for (int mt = 0; mt < MT8; mt += 2) {
+        u32 bf[4]; // b-fragments of query tiles mt and mt+1
+        ldmatrix_x4(bf, cols + ColTile::row_offset(mt * 8 + (lane & 7) + ((lane >> 4) << 3)) +
+                            cols_bt(kk));
+#pragma unroll
+        for (int kt = 0; kt < KT; ++kt) {
+          mma_16816<T>(acc[kt][mt], a[kt], bf[0], bf[1]);
+          mma_16816<T>(acc[kt][mt + 1], a[kt], bf[2], bf[3]);
+        }
+      }
+    }
+  }
+
+  // acc += X C with X (kWarpKeys, BLOCK_M) in registers (P^T or dS^T, C layout, re-packed as A
+  // fragments) and C a (BLOCK_M, D) tile in shared memory (dO or Q), read transposed.
+  template <class ColTile, int D8>
+  __device__ __forceinline__ void accumulate_t(float (&acc)[KT][D8][4],
+                                               const float (&x)[KT][MT8][4], u32 cols) const {
+#pragma unroll
+    for (int kp = 0; kp < K::kBlockM / 16; ++kp) {
+      u32 a[KT][4];
+#pragma unroll
+      for (int kt = 0; kt < KT; ++kt) {
+        a[kt][0] = Dtype<T>::pack(x[kt][2 * kp][0], x[kt][2 * kp][1]);
+        a[kt][1] = Dtype<T>::pack(x[kt][2 * kp][2], x[kt][2 * kp][3]);
+        a[kt][2] = Dtype<T>::pack(x[kt][2 * kp + 1][0], x[kt][2 * kp + 1][1]);
+        a[kt][3] = Dtype<T>::pack(x[kt][2 * kp + 1][2], x[kt][2 * kp + 1][3]);
+      }
+#pragma unroll
+      for (int dt = 0; dt < D8; dt += 2) {
+        u32 bf[4];
+        ldmatrix_x4_trans(bf, cols + ColTile::row_offset(kp * 16 + (lane & 15)) + cols_a(dt / 2));
+#pragma unroll
+        for (int kt = 0; kt < KT; ++kt) {
+          mma_16816<T>(acc[kt][dt], a[kt], bf[0], bf[1]);
+          mma_16816<T>(acc[kt][dt + 1], a[kt], bf[2], bf[3]);
+        }
+      }
+    }
+  }
+
+  // dS^T (kWarpKeys, BLOCK_M) -> shared memory in the dtype, for dQ = dS K.
+  __device__ __forceinline__ void store_ds(const float (&ds)[KT][MT8][4], u32 s_ds) const {
+    using DsTile = typename K::DsTile;
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int mt = 0; mt < MT8; ++mt)
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+          const int row = key0 + kt * 16 + lane / 4 + hf * 8;
+          const u32 addr = s_ds + DsTile::offset(row, mt) + (lane % 4) * 4;
+          const u32 packed = Dtype<T>::pack(ds[kt][mt][2 * hf], ds[kt][mt][2 * hf + 1]);
+          asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(packed));
+        }
+  }
+
+  // dQ[m0 + 16 rows, kDqCols columns] += dS K for this warp's piece, by fp32 atomics.
+  __device__ __forceinline__ void dq_atomic_add(const BwdParams& p, u32 s_ds, u32 s_k, int b, int h,
+                                                int m0, int warp) const {
+    using DsTile = typename K::DsTile;
+    using KTile = typename K::KTile;
+    constexpr int DT = K::kDqTiles;
+    const int row_tile = warp / K::kDqWarpsPerRow;
+    const int col0 = (warp % K::kDqWarpsPerRow) * K::kDqCols;
+    float acc[DT][4] = {};
+#pragma unroll
+    for (int kn = 0; kn < K::kBlockN / 16; ++kn) {
+      u32 a[4]; // dS (16 queries, 16 keys), read transposed out of dS^T
+      ldmatrix_x4_trans(a, s_ds + DsTile::row_offset(kn * 16 + (lane & 7) + ((lane >> 4) << 3)) +
+                               cols_bt(row_tile));
+#pragma unroll
+      for (int dt = 0; dt < DT; dt += 2) {
+        u32 bf[4];
+        ldmatrix_x4_trans(bf, s_k + KTile::row_offset(kn * 16 + (lane & 15)) +
+                                  cols_a(col0 / 16 + dt / 2));
+        mma_16816<T>(acc[dt], a, bf[0], bf[1]);
+        mma_16816<T>(acc[dt + 1], a, bf[2], bf[3]);
+      }
+    }
+    float* dq = p.dq_accum + ((static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q) * K::kDqk;
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      const int row = m0 + row_tile * 16 + lane / 4 + hf * 8;
+      if (row >= p.seqlen_q) continue;
+#pragma unroll
+      for (int dt = 0; dt < DT; ++dt) {
+        const int col = col0 + dt * 8 + (lane % 4) * 2;
+        red_add(dq + static_cast<i64>(row) * K::kDqk + col, acc[dt][2 * hf]);
+        red_add(dq + static_cast<i64>(row) * K::kDqk + col + 1, acc[dt][2 * hf + 1]);
+      }
+    }
+  }
+
+  // dK (scaled by the softmax scale, which S carried) and dV to global memory.
+  template <int DQK8, int DV8>
+  __device__ __forceinline__ void write_dkdv(const BwdParams& p, const float (&dk)[KT][DQK8][4],
+                                             const float (&dv)[KT][DV8][4], int b, int kv_h,
+                                             int n0) const {
+    auto* dk_out =
+        static_cast<unsigned short*>(p.dk) + b * p.dk_batch_stride + kv_h * p.dk_head_stride;
+    auto* dv_out =
+        static_cast<unsigned short*>(p.dv) + b * p.dv_batch_stride + kv_h * p.dv_head_stride;
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const int key = n0 + key0 + kt * 16 + lane / 4 + hf * 8;
+        if (key >= p.seqlen_k) continue;
+#pragma unroll
+        for (int dt = 0; dt < DQK8; ++dt)
+          *reinterpret_cast<u32*>(dk_out + key * p.dk_seq_stride + dt * 8 + (lane % 4) * 2) =
+              Dtype<T>::pack(dk[kt][dt][2 * hf] * p.softmax_scale,
+                             dk[kt][dt][2 * hf + 1] * p.softmax_scale);
+#pragma unroll
+        for (int dt = 0; dt < DV8; ++dt)
+          *reinterpret_cast<u32*>(dv_out + key * p.dv_seq_stride + dt * 8 + (lane % 4) * 2) =
+              Dtype<T>::pack(dv[kt][dt][2 * hf], dv[kt][dt][2 * hf + 1]);
+      }
+  }
+};
+
+} // namespace attnjit

@@ -14,7 +14,9 @@ std::string arch_for(int cc_major, int cc_minor) {
   return fmt::format("sm_{}{}", cc_major, cc_minor);
 }
 
-std::string DeviceInfo::arch() const { return arch_for(cc_major, cc_minor); }
+std::string DeviceInfo::arch() const {
+  return arch_for(cc_major, cc_minor);
+}
 
 namespace {
 
@@ -41,7 +43,8 @@ DeviceInfo query_device(int ordinal) {
   info.cc_major = ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
   info.cc_minor = ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
   info.sm_count = ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
-  info.max_smem_per_block = ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+  info.max_smem_per_block =
+      ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
   info.max_regs_per_block = ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK);
 #undef ATTNJIT_ATTRIBUTE
   size_t total = 0;
@@ -61,8 +64,7 @@ int device_count() {
 std::string nvrtc_version() {
   int major = 0, minor = 0;
   if (nvrtcResult r = nvrtcVersion(&major, &minor); r != NVRTC_SUCCESS)
-    throw Error(ErrorKind::internal,
-                fmt::format("nvrtcVersion: {}", nvrtcGetErrorString(r)));
+    throw Error(ErrorKind::internal, fmt::format("nvrtcVersion: {}", nvrtcGetErrorString(r)));
   return fmt::format("{}.{}", major, minor);
 }
 

@@ -75,15 +75,38 @@ ATTNJIT_DRIVER_ENTRY_POINTS(ATTNJIT_CHECK_SIGNATURE)
 constexpr const char* kDefaultLibrary = "libcuda.so.1";
 constexpr const char* kNoRunSuffix = "kernels can be generated and compiled but not run";
 
+// Codes a machine without a working driver produces, where cuGetErrorName may not work (the
+// toolkit's stub libcuda answers every call, that one included, with CUDA_ERROR_STUB_LIBRARY).
+const char* fallback_name(CUresult result) {
+  switch (result) {
+  case CUDA_ERROR_STUB_LIBRARY:
+    return "CUDA_ERROR_STUB_LIBRARY";
+  case CUDA_ERROR_NO_DEVICE:
+    return "CUDA_ERROR_NO_DEVICE";
+  case CUDA_ERROR_SYSTEM_DRIVER_MISMATCH:
+    return "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH";
+  case CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE:
+    return "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE";
+  case CUDA_ERROR_DEVICE_UNAVAILABLE:
+    return "CUDA_ERROR_DEVICE_UNAVAILABLE";
+  case CUDA_ERROR_NOT_INITIALIZED:
+    return "CUDA_ERROR_NOT_INITIALIZED";
+  default:
+    return nullptr;
+  }
+}
+
 std::string describe(const DriverApi& api, CUresult result) {
   const char* name = nullptr;
   const char* text = nullptr;
   if (api.cuGetErrorName == nullptr || api.cuGetErrorName(result, &name) != CUDA_SUCCESS)
-    name = nullptr;
+    name = fallback_name(result);
   if (api.cuGetErrorString == nullptr || api.cuGetErrorString(result, &text) != CUDA_SUCCESS)
     text = nullptr;
-  return fmt::format("{} ({})", name ? name : fmt::format("CUresult {}", int(result)),
-                     text ? text : "no description");
+  const std::string shown_name = name ? std::string(name) : fmt::format("CUresult {}", int(result));
+  if (result == CUDA_ERROR_STUB_LIBRARY && text == nullptr)
+    text = "this libcuda is the CUDA toolkit's link-time stub, not a driver";
+  return text ? fmt::format("{} ({})", shown_name, text) : shown_name;
 }
 
 // The outcome of the one load attempt: either a usable API or the reason there is none.
@@ -111,28 +134,31 @@ Loaded load() {
 
   std::vector<std::string> missing;
 #define ATTNJIT_RESOLVE(name)                                                                      \
-  out.api.name = reinterpret_cast<decltype(out.api.name)>(dlsym(handle, ATTNJIT_SYMBOL_NAME(name))); \
+  out.api.name =                                                                                   \
+      reinterpret_cast<decltype(out.api.name)>(dlsym(handle, ATTNJIT_SYMBOL_NAME(name)));          \
   if (out.api.name == nullptr) missing.emplace_back(ATTNJIT_SYMBOL_NAME(name));
   ATTNJIT_DRIVER_ENTRY_POINTS(ATTNJIT_RESOLVE)
 #undef ATTNJIT_RESOLVE
   if (!missing.empty()) {
     int version = 0;
     if (out.api.cuDriverGetVersion != nullptr) out.api.cuDriverGetVersion(&version);
-    out.error = fmt::format("the CUDA driver ({}, CUDA {}.{}) lacks {}; it is older than the "
+    const std::string found =
+        version > 0 ? fmt::format("CUDA {}.{}", version / 1000, version % 1000 / 10) : "unknown";
+    out.error = fmt::format("the CUDA driver ({}, version {}) lacks {}; it is older than the "
                             "CUDA {}.{} this build of attnjit targets, so {}",
-                            shown, version / 1000, version % 1000 / 10, fmt::join(missing, ", "),
-                            CUDA_VERSION / 1000, CUDA_VERSION % 1000 / 10, kNoRunSuffix);
+                            shown, found, fmt::join(missing, ", "), CUDA_VERSION / 1000,
+                            CUDA_VERSION % 1000 / 10, kNoRunSuffix);
     return out;
   }
 
   if (CUresult r = out.api.cuInit(0); r != CUDA_SUCCESS) {
-    out.error = fmt::format("the CUDA driver ({}) failed to initialize: cuInit(0): {}; so {}",
-                            shown, describe(out.api, r), kNoRunSuffix);
+    out.error = fmt::format("the CUDA driver ({}) failed to initialize: cuInit(0): {}; {}", shown,
+                            describe(out.api, r), kNoRunSuffix);
     return out;
   }
   int count = 0;
   if (CUresult r = out.api.cuDeviceGetCount(&count); r != CUDA_SUCCESS) {
-    out.error = fmt::format("the CUDA driver ({}) cannot count devices: cuDeviceGetCount: {}; so {}",
+    out.error = fmt::format("the CUDA driver ({}) cannot count devices: cuDeviceGetCount: {}; {}",
                             shown, describe(out.api, r), kNoRunSuffix);
     return out;
   }

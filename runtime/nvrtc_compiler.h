@@ -2,15 +2,16 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace attnjit::runtime {
 
 struct CompileRequest {
-  std::string source;                    // the generated kernel.cu
-  std::string program_name;              // kernel slug, used for the dump folder and in errors
+  std::string source;                        // the generated kernel.cu
+  std::string program_name;                  // kernel slug, used for the dump folder and in errors
   std::vector<std::string> name_expressions; // kernels to instantiate (nvrtcAddNameExpression)
-  std::string arch;                      // "sm_80", "sm_90a", ...
+  std::string arch;                          // "sm_80", "sm_90a", ...
   std::vector<std::string> extra_options;
 };
 
@@ -33,11 +34,17 @@ struct CompiledProgram {
   double compile_ms = 0;
 };
 
-// Compiles to CUBIN (never PTX), serving templates/ as in-memory headers. Throws Error(compile)
-// with NVRTC's log, the options and where the source was dumped. When `dump_dir` is non-empty
-// (or ATTNJIT_DUMP_DIR is set) every compile leaves <dir>/<program_name>-<hash>/{kernel.cu,
-// options.txt, log.txt, kernel.cubin}, each written via temp file + rename.
+// Compiles to CUBIN (never PTX), serving templates/ as in-memory headers. Throws
+// Error(invalid_argument) for a virtual arch (compute_XY), and Error(compile) with NVRTC's log, the
+// options and where the source was saved: the dump folder, else a fresh
+// $TMPDIR/attnjit-failed-XXXXXX. When `dump_dir` is non-empty (or ATTNJIT_DUMP_DIR is set) every
+// compile leaves <dir>/<program_name>-<hash>/{kernel.cu, options.txt, log.txt, kernel.cubin}, each
+// written via temp file + rename.
 CompiledProgram compile(const CompileRequest& request, const std::string& dump_dir = "");
+
+// Per-entry-function resources from ptxas --verbose output as NVRTC 13 logs it; lines it does not
+// recognise are skipped and fields it cannot find stay 0.
+std::vector<ResourceUsage> parse_ptxas_resources(std::string_view log);
 
 // Options every attnjit compile uses for `arch` (also part of the binary-cache key).
 std::vector<std::string> default_options(const std::string& arch);

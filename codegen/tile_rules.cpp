@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 namespace attnjit::codegen {
 
 ArchLimits arch_limits(const std::string& arch) {
@@ -75,24 +77,20 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
 }
 
 TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
-  // FlashAttention-2's forward table (sm80+, no dropout).
-  TileConfig c;
-  switch (spec.head_dim_qk) {
-  case 32:
-    c = {128, 128, 4, 2, false};
-    break;
-  case 64:
-    c = {128, 128, 4, 2, false};
-    break;
-  case 96:
-    c = {128, 64, 4, 2, false};
-    break;
-  case 128:
-    c = {128, 64, 4, 2, false};
-    break;
-  default:
-    c = {128, 64, 8, 2, false};
-    break;
+  // FlashAttention-2's forward table (sm80+, no dropout); d256 takes 64 query rows because 128
+  // overflow sm_80's shared memory.
+  const int d = spec.head_dim_qk;
+  TileConfig c = d <= 64    ? TileConfig{128, 128, 4, 2, false}
+                 : d <= 128 ? TileConfig{128, 64, 4, 2, false}
+                            : TileConfig{64, 64, 4, 2, false};
+  // Smaller parts (sm_86: 99 KiB): the largest two-stage tile that fits.
+  if (!why_not(spec, c, limits).empty()) {
+    std::optional<TileConfig> best;
+    for (const TileConfig& k : candidates(spec, limits))
+      if (k.num_stages == 2 && !k.q_in_registers &&
+          (!best || k.block_m * k.block_n > best->block_m * best->block_n))
+        best = k;
+    if (best) c = *best;
   }
   if (std::string why = why_not(spec, c, limits); !why.empty())
     throw Error(ErrorKind::unsupported, fmt::format("no default tile config for {} on {}: {}",

@@ -13,15 +13,32 @@ static const char* element_type(DType d) {
   return d == DType::bf16 ? "attnjit::bf16_t" : "attnjit::fp16_t";
 }
 
-GeneratedKernel generate_forward(const KernelSpec& spec, const TileConfig& config) {
+std::vector<std::string> GeneratedKernel::name_expressions() const {
+  std::vector<std::string> all{name_expression};
+  all.insert(all.end(), helper_name_expressions.begin(), helper_name_expressions.end());
+  return all;
+}
+
+// Shape rules that hold on every architecture; device limits are checked where the device is
+// known (plan creation, compile --arch).
+static void require_implementable(const KernelSpec& spec, const TileConfig& config, Pass pass) {
   validate(spec);
-  if (spec.pass != Pass::forward)
-    throw Error(ErrorKind::invalid_argument, "generate_forward needs a forward spec");
-  // Shape rules that hold on every architecture; device limits are checked where the device is
-  // known (plan creation, compile --arch).
+  if (spec.pass != pass)
+    throw Error(ErrorKind::invalid_argument,
+                fmt::format("a {} kernel cannot be generated from the spec {}", to_string(pass),
+                            to_string(spec)));
   if (std::string why = why_not(spec, config, arch_limits("sm_90a")); !why.empty())
     throw Error(ErrorKind::invalid_argument, fmt::format("cannot generate {} with {}: {}",
                                                          to_string(spec), to_string(config), why));
+}
+
+GeneratedKernel generate(const KernelSpec& spec, const TileConfig& config) {
+  return spec.pass == Pass::forward ? generate_forward(spec, config)
+                                    : generate_backward(spec, config);
+}
+
+GeneratedKernel generate_forward(const KernelSpec& spec, const TileConfig& config) {
+  require_implementable(spec, config, Pass::forward);
 
   GeneratedKernel k;
   k.slug = kernel_slug(spec, config);
@@ -57,6 +74,49 @@ using Traits = attnjit::FwdTraits<{dtype},
       fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
       fmt::arg("q_regs", config.q_in_registers ? "true" : "false"),
       fmt::arg("name", k.name_expression));
+  return k;
+}
+
+GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& config) {
+  require_implementable(spec, config, Pass::backward);
+  GeneratedKernel k;
+  k.slug = kernel_slug(spec, config);
+  k.threads = config.num_warps * 32;
+  k.dynamic_smem = backward_smem_bytes(spec, config);
+  k.name_expression = "attnjit::flash_bwd_dkdv_kernel<Traits>";
+  k.helper_name_expressions = {fmt::format("attnjit::flash_bwd_dsum_kernel<{}, {}>",
+                                           element_type(spec.dtype), spec.head_dim_v),
+                               fmt::format("attnjit::flash_bwd_dq_kernel<{}, {}>",
+                                           element_type(spec.dtype), spec.head_dim_qk)};
+  k.source = fmt::format(
+      R"(// attnjit generated kernel: {slug}
+// spec:   {spec}
+// config: {config}
+// templates: {hash}
+// launches, in order, on one stream:
+//   {dsum}: D = rowsum(dO * O); 128 threads, grid.x = ceil(seqlen_q / 128) * batch * num_heads
+//   attnjit::flash_bwd_dkdv_kernel<Traits>: dK, dV and the fp32 dQ accumulator;
+//       {threads} threads, {smem} bytes dynamic shared memory,
+//       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads
+//   {dq}: dQ = scale * accumulator; 256 threads, grid-stride
+#include <attnjit/bwd_kernel.cuh>
+
+using Traits = attnjit::BwdTraits<{dtype},
+                                  /*HEAD_DIM_QK=*/{dqk},
+                                  /*HEAD_DIM_V=*/{dv},
+                                  /*BLOCK_M=*/{block_m},
+                                  /*BLOCK_N=*/{block_n},
+                                  /*NUM_WARPS=*/{warps},
+                                  /*CAUSAL=*/{causal}>;
+)",
+      fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
+      fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
+      fmt::arg("dsum", k.helper_name_expressions[0]), fmt::arg("dq", k.helper_name_expressions[1]),
+      fmt::arg("threads", k.threads), fmt::arg("smem", k.dynamic_smem),
+      fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("dqk", spec.head_dim_qk),
+      fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
+      fmt::arg("block_n", config.block_n), fmt::arg("warps", config.num_warps),
+      fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"));
   return k;
 }
 

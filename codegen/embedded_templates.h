@@ -7,7 +7,7 @@
 namespace attnjit::codegen {
 
 struct EmbeddedTemplate {
-  const char* name;    // include path, e.g. "attnjit/fwd_kernel.cuh"
+  const char* name; // include path, e.g. "attnjit/fwd_kernel.cuh"
   const char* content;
 };
 

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 
 namespace attnjit::codegen {
@@ -29,14 +30,56 @@ int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   return c.block_m * row_bytes + 2 * c.num_stages * c.block_n * row_bytes;
 }
 
-// fp32 accumulators a thread keeps live across the main loop (O, S, and Q when resident).
-// Over ~200 the kernel spills on sm_80/sm_90 (255 registers per thread, the rest for addressing).
+int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
+  const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
+  // K and V once; Q and dO two stages; dS^T (block_n, block_m); LSE and D, two stages.
+  return c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + c.block_n * padded_cols(c.block_m) * 2 +
+         2 * 2 * c.block_m * 4;
+}
+
+// fp32 accumulators a thread keeps live across the main loop. Over ~200 the kernel spills on
+// sm_80/sm_90 (255 registers per thread, the rest for addresses and indices).
 static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
-  const int m_tiles = c.block_m / (16 * c.num_warps);
-  const int d = spec.head_dim_qk;
-  int regs = m_tiles * (d / 8) * 4 + m_tiles * (c.block_n / 8) * 4;
-  if (c.q_in_registers) regs += m_tiles * (d / 16) * 4;
-  return regs;
+  if (spec.pass == Pass::forward) { // O, S, and Q when resident
+    const int m_tiles = c.block_m / (16 * c.num_warps);
+    const int d = spec.head_dim_qk;
+    int regs = m_tiles * (d / 8) * 4 + m_tiles * (c.block_n / 8) * 4;
+    if (c.q_in_registers) regs += m_tiles * (d / 16) * 4;
+    return regs;
+  }
+  // dK, dV, and S^T / dP^T for the warp's keys
+  const int key_tiles = c.block_n / (16 * c.num_warps);
+  return key_tiles * ((spec.head_dim_qk + spec.head_dim_v) / 8 * 4 + 2 * (c.block_m / 8) * 4);
+}
+
+static std::string why_not_forward(const TileConfig& c) {
+  if (c.block_m % (16 * c.num_warps) != 0)
+    return fmt::format("block_m {} is not a multiple of 16 * num_warps ({})", c.block_m,
+                       16 * c.num_warps);
+  if (c.block_n % 16 != 0) return fmt::format("block_n {} is not a multiple of 16", c.block_n);
+  if (c.num_stages < 2)
+    return fmt::format("num_stages {} < 2: the K/V ring needs two", c.num_stages);
+  return {};
+}
+
+static std::string why_not_backward(const KernelSpec& spec, const TileConfig& c) {
+  if (c.block_n % (16 * c.num_warps) != 0)
+    return fmt::format("block_n {} is not a multiple of 16 * num_warps ({}): each warp owns whole "
+                       "16-key tiles",
+                       c.block_n, 16 * c.num_warps);
+  if (c.block_m % 16 != 0) return fmt::format("block_m {} is not a multiple of 16", c.block_m);
+  const int row_tiles = c.block_m / 16;
+  if (c.num_warps % row_tiles != 0)
+    return fmt::format("dQ: {} warps cannot split block_m {} into 16-row tiles evenly", c.num_warps,
+                       c.block_m);
+  if ((spec.head_dim_qk / (c.num_warps / row_tiles)) % 16 != 0)
+    return fmt::format("dQ: {} warps per 16 rows leave a column range of head dim {} that is not "
+                       "a multiple of 16",
+                       c.num_warps / row_tiles, spec.head_dim_qk);
+  if (c.num_stages != 2)
+    return fmt::format("num_stages {}: the backward's Q/dO ring has two stages", c.num_stages);
+  if (c.q_in_registers) return "q_in_registers does not apply to the backward";
+  return {};
 }
 
 std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimits& limits) {
@@ -45,15 +88,14 @@ std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimit
   if (c.num_warps * 32 > limits.max_threads_per_block)
     return fmt::format("{} warps exceed {} threads per block", c.num_warps,
                        limits.max_threads_per_block);
-  if (c.block_m % (16 * c.num_warps) != 0)
-    return fmt::format("block_m {} is not a multiple of 16 * num_warps ({})", c.block_m,
-                       16 * c.num_warps);
-  if (c.block_n % 16 != 0) return fmt::format("block_n {} is not a multiple of 16", c.block_n);
-  if (c.num_stages < 2)
-    return fmt::format("num_stages {} < 2: the K/V ring needs two", c.num_stages);
-  if (spec.head_dim_qk % 16 != 0)
-    return fmt::format("head dim {} is not a multiple of 16", spec.head_dim_qk);
-  const int smem = forward_smem_bytes(spec, c);
+  if (spec.head_dim_qk % 16 != 0 || spec.head_dim_v % 16 != 0)
+    return fmt::format("head dims {}/{} are not multiples of 16", spec.head_dim_qk,
+                       spec.head_dim_v);
+  const std::string shape =
+      spec.pass == Pass::forward ? why_not_forward(c) : why_not_backward(spec, c);
+  if (!shape.empty()) return shape;
+  const int smem =
+      spec.pass == Pass::forward ? forward_smem_bytes(spec, c) : backward_smem_bytes(spec, c);
   if (smem > limits.max_smem_per_block)
     return fmt::format("needs {} bytes of shared memory, {} allows {}", smem, limits.arch,
                        limits.max_smem_per_block);
@@ -65,24 +107,37 @@ std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimit
 
 std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& limits) {
   std::vector<TileConfig> out;
+  auto consider = [&](const TileConfig& c) {
+    if (why_not(spec, c, limits).empty()) out.push_back(c);
+  };
+  if (spec.pass == Pass::backward) {
+    for (int block_m : {32, 64, 128})
+      for (int block_n : {64, 128})
+        for (int warps : {4, 8})
+          consider({block_m, block_n, warps, 2, false});
+    return out;
+  }
   for (int block_m : {64, 128})
     for (int block_n : {32, 64, 128})
       for (int warps : {4, 8})
         for (int stages : {2, 3})
-          for (bool q_regs : {false, true}) {
-            TileConfig c{block_m, block_n, warps, stages, q_regs};
-            if (why_not(spec, c, limits).empty()) out.push_back(c);
-          }
+          for (bool q_regs : {false, true})
+            consider({block_m, block_n, warps, stages, q_regs});
   return out;
 }
 
 TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
-  // FlashAttention-2's forward table (sm80+, no dropout); d256 takes 64 query rows because 128
-  // overflow sm_80's shared memory.
-  const int d = spec.head_dim_qk;
-  TileConfig c = d <= 64    ? TileConfig{128, 128, 4, 2, false}
-                 : d <= 128 ? TileConfig{128, 64, 4, 2, false}
-                            : TileConfig{64, 64, 4, 2, false};
+  // FlashAttention-2's tables (sm80+, no dropout). Forward d256 takes 64 query rows because 128
+  // overflow sm_80's shared memory; the backward keeps 16 keys per warp, and larger head dims
+  // take fewer query rows to stay within the registers.
+  const int d = std::max(spec.head_dim_qk, spec.head_dim_v);
+  TileConfig c;
+  if (spec.pass == Pass::forward)
+    c = d <= 64    ? TileConfig{128, 128, 4, 2, false}
+        : d <= 128 ? TileConfig{128, 64, 4, 2, false}
+                   : TileConfig{64, 64, 4, 2, false};
+  else
+    c = d <= 128 ? TileConfig{64, 128, 8, 2, false} : TileConfig{32, 128, 8, 2, false};
   // Smaller parts (sm_86: 99 KiB): the largest two-stage tile that fits.
   if (!why_not(spec, c, limits).empty()) {
     std::optional<TileConfig> best;

@@ -10,8 +10,8 @@
 namespace attnjit::codegen {
 
 struct ArchLimits {
-  std::string arch;        // "sm_90a"
-  int max_smem_per_block;  // opt-in limit, bytes
+  std::string arch;       // "sm_90a"
+  int max_smem_per_block; // opt-in limit, bytes
   int max_threads_per_block;
 };
 
@@ -25,10 +25,11 @@ std::string why_not(const KernelSpec& spec, const TileConfig& config, const Arch
 // Every config the tuner may try for this spec (all pass why_not for `limits`).
 std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& limits);
 
-// Untuned choice, FlashAttention-2's table for the head dim.
+// Untuned choice, FlashAttention-2's table for the head dim (forward or backward by spec.pass).
 TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits);
 
-// Bytes of dynamic shared memory the forward kernel asks for with this config.
+// Bytes of dynamic shared memory the forward kernel (or the backward's main kernel) asks for.
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
+int backward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
 
 } // namespace attnjit::codegen

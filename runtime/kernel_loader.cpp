@@ -91,11 +91,15 @@ load(const CompiledProgram& program, const CompileRequest& request, int device, 
         fmt::format("cuModuleLoadData({}, device {})", kernel_name(request), device).c_str());
   auto kernel = std::make_shared<LoadedKernel>();
   kernel->module = guard.module;
-  check(api.cuModuleGetFunction(&kernel->function, kernel->module,
-                                program.lowered_names.front().c_str()),
-        fmt::format("cuModuleGetFunction(\"{}\") for {}", program.lowered_names.front(),
-                    kernel_name(request))
-            .c_str());
+  for (size_t i = 0; i < program.lowered_names.size(); ++i) {
+    CUfunction function = nullptr;
+    check(api.cuModuleGetFunction(&function, kernel->module, program.lowered_names[i].c_str()),
+          fmt::format("cuModuleGetFunction(\"{}\") for {}", program.lowered_names[i],
+                      kernel_name(request))
+              .c_str());
+    kernel->functions.push_back(function);
+  }
+  kernel->function = kernel->functions.front();
 
 #define ATTNJIT_FUNC_ATTRIBUTE(attr) function_attribute(kernel->function, attr, #attr, request)
   kernel->registers = ATTNJIT_FUNC_ATTRIBUTE(CU_FUNC_ATTRIBUTE_NUM_REGS);

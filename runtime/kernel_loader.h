@@ -5,15 +5,17 @@
 
 #include <cuda.h>
 #include <memory>
+#include <vector>
 
 namespace attnjit::runtime {
 
 struct LoadedKernel {
   CUmodule module = nullptr;
-  CUfunction function = nullptr;
-  int registers = 0;   // per thread
-  int static_smem = 0; // bytes
-  int local_bytes = 0; // per thread; > 0 means spills
+  CUfunction function = nullptr;     // the first name expression's: attributes below are its
+  std::vector<CUfunction> functions; // one per name expression, in the request's order
+  int registers = 0;                 // per thread
+  int static_smem = 0;               // bytes
+  int local_bytes = 0;               // per thread; > 0 means spills
   int max_threads = 0;
   int dynamic_smem = 0; // bytes the launch will ask for (opt-in attribute already set)
 };

@@ -62,4 +62,45 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
+// Gradients of the forward's inputs. The plan's spec has pass == Pass::backward; the other
+// fields match the forward's. For packed QKV, dq/dk/dv are the three slices of one packed
+// [B, S, 3, H, D] gradient buffer, exactly like q/k/v.
+struct BackwardArgs {
+  TensorView q, k, v;
+  TensorView o;               // the forward's output
+  TensorView dout;            // dO, any strides
+  const float* lse = nullptr; // the forward's [B, H, Sq] logsumexp
+  TensorView dq, dk, dv;      // written
+  // Device memory of at least BackwardPlan::workspace_bytes(), 16-byte aligned, used only
+  // during the run (D = rowsum(dO * O) and the fp32 dQ accumulator).
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+};
+
+class BackwardPlan {
+public:
+  // config == nullopt: the default TileConfig of the backward's main kernel on this device.
+  explicit BackwardPlan(const AttentionProblem& problem,
+                        std::optional<TileConfig> config = std::nullopt, int device = 0);
+  ~BackwardPlan();
+  BackwardPlan(BackwardPlan&&) noexcept;
+  BackwardPlan& operator=(BackwardPlan&&) noexcept;
+
+  const AttentionProblem& problem() const;
+  const TileConfig& config() const;
+  // Known at plan time, so host apps can allocate once; run() allocates nothing.
+  size_t workspace_bytes() const;
+  // Enqueues the D pre-pass, the dK/dV kernel (with dQ accumulation) and the dQ conversion.
+  // dK/dV are deterministic; dQ's fp32 atomics are not (the order of additions varies).
+  void run(const BackwardArgs& args, Stream stream) const;
+
+  int registers_per_thread() const; // of the main kernel
+  int shared_memory_bytes() const;
+  int local_memory_bytes() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 } // namespace attnjit

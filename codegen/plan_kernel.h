@@ -1,0 +1,31 @@
+// What every plan does once at creation: pick and check the TileConfig for the device, generate
+// the source, compile and load it (once per process per source and device).
+#pragma once
+
+#include <attnjit/device.h>
+#include <attnjit/spec.h>
+
+#include "codegen/codegen.h"
+#include "runtime/kernel_loader.h"
+
+#include <memory>
+#include <optional>
+
+namespace attnjit::codegen {
+
+struct PlanKernel {
+  DeviceInfo device;
+  TileConfig config;
+  GeneratedKernel generated;
+  std::shared_ptr<const runtime::LoadedKernel> kernel;
+};
+
+// Throws Error(invalid_argument) naming the config, spec and device when the config cannot run.
+PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<TileConfig> config,
+                               int device);
+
+// ceil(n / block) as an int, or Error(invalid_argument) when `blocks * multiplier` (the grid)
+// would not fit a launch.
+int grid_blocks(int64_t n, int block, int64_t multiplier, const AttentionProblem& problem);
+
+} // namespace attnjit::codegen

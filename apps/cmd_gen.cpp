@@ -18,7 +18,7 @@ cl::opt<std::string> Arch("arch", cl::desc("Architecture whose default tile conf
 int run_gen() {
   const AttentionProblem problem = Problem.problem();
   const TileConfig config = Problem.config(problem.spec, codegen::arch_limits(Arch));
-  fmt::print("{}", codegen::generate_forward(problem.spec, config).source);
+  fmt::print("{}", codegen::generate(problem.spec, config).source);
   return 0;
 }
 

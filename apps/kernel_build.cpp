@@ -15,11 +15,11 @@ codegen::ArchLimits limits_of(const DeviceInfo& device) {
 
 KernelBuild build_kernel(const AttentionProblem& problem, const TileConfig& config,
                          const std::string& arch, const std::string& dump_dir) {
-  KernelBuild build{codegen::generate_forward(problem.spec, config), {}, arch};
+  KernelBuild build{codegen::generate(problem.spec, config), {}, arch};
   runtime::CompileRequest request;
   request.source = build.kernel.source;
   request.program_name = build.kernel.slug;
-  request.name_expressions = {build.kernel.name_expression};
+  request.name_expressions = build.kernel.name_expressions();
   request.arch = arch;
   build.program = runtime::compile(request, dump_dir);
   return build;

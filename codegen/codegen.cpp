@@ -55,7 +55,8 @@ GeneratedKernel generate_forward(const KernelSpec& spec, const TileConfig& confi
 #include <attnjit/fwd_kernel.cuh>
 
 using Traits = attnjit::FwdTraits<{dtype},
-                                  /*HEAD_DIM=*/{d},
+                                  /*HEAD_DIM_QK=*/{d},
+                                  /*HEAD_DIM_V=*/{dv},
                                   /*BLOCK_M=*/{block_m},
                                   /*BLOCK_N=*/{block_n},
                                   /*NUM_WARPS=*/{warps},
@@ -69,8 +70,9 @@ using Traits = attnjit::FwdTraits<{dtype},
       fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
       fmt::arg("threads", k.threads), fmt::arg("smem", k.dynamic_smem),
       fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("d", spec.head_dim_qk),
-      fmt::arg("block_m", config.block_m), fmt::arg("block_n", config.block_n),
-      fmt::arg("warps", config.num_warps), fmt::arg("stages", config.num_stages),
+      fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
+      fmt::arg("block_n", config.block_n), fmt::arg("warps", config.num_warps),
+      fmt::arg("stages", config.num_stages),
       fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
       fmt::arg("q_regs", config.q_in_registers ? "true" : "false"),
       fmt::arg("name", k.name_expression));

@@ -92,16 +92,18 @@ void validate(const KernelSpec& s) {
               (s.num_heads == s.num_kv_heads && s.head_dim_qk == s.head_dim_v),
           ErrorKind::invalid_argument,
           "packed QKV needs num_kv_heads == num_heads and equal head dims" + ctx());
-  require(s.head_dim_qk == s.head_dim_v, ErrorKind::unsupported,
-          fmt::format("head_dim_qk {} != head_dim_v {} is not supported yet", s.head_dim_qk,
-                      s.head_dim_v) +
+  for (int d : {s.head_dim_qk, s.head_dim_v})
+    require(d == 32 || d == 64 || d == 96 || d == 128 || d == 192 || d == 256,
+            ErrorKind::unsupported,
+            fmt::format("head dim {} is not supported (supported: 32, 64, 96, 128, 192, 256)", d) +
+                ctx());
+  // The backward keeps dK and dV of 16 keys per warp in registers: (Dqk + Dv) / 2 floats each
+  // thread, which must leave room for S and dP.
+  require(s.pass == Pass::forward || s.head_dim_qk + s.head_dim_v <= 320, ErrorKind::unsupported,
+          fmt::format("the backward supports head_dim_qk + head_dim_v up to 320 (d128, or MLA's "
+                      "192/128), got {}/{}",
+                      s.head_dim_qk, s.head_dim_v) +
               ctx());
-  const int d = s.head_dim_qk;
-  require(d == 32 || d == 64 || d == 96 || d == 128 || d == 256, ErrorKind::unsupported,
-          fmt::format("head dim {} is not supported (supported: 32, 64, 96, 128, 256)", d) + ctx());
-  // The backward keeps dK and dV for 16 keys per warp in registers: 2 x 256 columns do not fit.
-  require(s.pass == Pass::forward || d <= 128, ErrorKind::unsupported,
-          fmt::format("the backward supports head dims up to 128, got {}", d) + ctx());
 }
 
 void validate(const AttentionProblem& p) {

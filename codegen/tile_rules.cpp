@@ -26,8 +26,9 @@ static int padded_cols(int d) {
 }
 
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
-  const int row_bytes = padded_cols(spec.head_dim_qk) * 2;
-  return c.block_m * row_bytes + 2 * c.num_stages * c.block_n * row_bytes;
+  const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
+  // Q, whose space O reuses on the way out; then num_stages of K and V.
+  return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v);
 }
 
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
@@ -42,9 +43,8 @@ int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
 static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
   if (spec.pass == Pass::forward) { // O, S, and Q when resident
     const int m_tiles = c.block_m / (16 * c.num_warps);
-    const int d = spec.head_dim_qk;
-    int regs = m_tiles * (d / 8) * 4 + m_tiles * (c.block_n / 8) * 4;
-    if (c.q_in_registers) regs += m_tiles * (d / 16) * 4;
+    int regs = m_tiles * (spec.head_dim_v / 8) * 4 + m_tiles * (c.block_n / 8) * 4;
+    if (c.q_in_registers) regs += m_tiles * (spec.head_dim_qk / 16) * 4;
     return regs;
   }
   // dK, dV, and S^T / dP^T for the warp's keys
@@ -135,6 +135,7 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
   if (spec.pass == Pass::forward)
     c = d <= 64    ? TileConfig{128, 128, 4, 2, false}
         : d <= 128 ? TileConfig{128, 64, 4, 2, false}
+        : d <= 192 ? TileConfig{128, 64, 8, 2, false}
                    : TileConfig{64, 64, 4, 2, false};
   else
     c = d <= 128 ? TileConfig{64, 128, 8, 2, false} : TileConfig{32, 128, 8, 2, false};

@@ -86,10 +86,12 @@ TEST_SUITE("codegen.backward") {
     };
     std::vector<Job> jobs;
     for (const char* arch : {"sm_80", "sm_90a"})
-      for (int d : {32, 64, 96, 128})
+      for (auto [dqk, dv] : std::initializer_list<std::pair<int, int>>{
+               {32, 32}, {64, 64}, {96, 96}, {128, 128}, {192, 128}})
         for (DType dtype : {DType::bf16, DType::fp16})
           for (Mask mask : {Mask::none, Mask::causal}) {
-            const KernelSpec spec = backward_spec(d, dtype, mask);
+            KernelSpec spec = backward_spec(dqk, dtype, mask);
+            spec.head_dim_v = dv;
             for (const auto& c : codegen::candidates(spec, codegen::arch_limits(arch)))
               jobs.push_back({spec, c, arch});
           }

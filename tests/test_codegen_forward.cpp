@@ -56,8 +56,8 @@ TEST_SUITE("codegen.forward") {
     CHECK(k.threads == 128);
     CHECK(k.dynamic_smem == codegen::forward_smem_bytes(spec, config));
     CHECK(k.source.find("#include <attnjit/fwd_kernel.cuh>") != std::string::npos);
-    for (const char* piece : {"attnjit::bf16_t", "/*HEAD_DIM=*/128", "/*BLOCK_M=*/64",
-                              "/*BLOCK_N=*/64", "/*NUM_WARPS=*/4", "/*STAGES=*/3",
+    for (const char* piece : {"attnjit::bf16_t", "/*HEAD_DIM_QK=*/128", "/*HEAD_DIM_V=*/128",
+                              "/*BLOCK_M=*/64", "/*BLOCK_N=*/64", "/*NUM_WARPS=*/4", "/*STAGES=*/3",
                               "/*CAUSAL=*/true", "/*Q_IN_REGS=*/true"})
       CHECK_MESSAGE(k.source.find(piece) != std::string::npos, piece);
     CHECK(k.source.find(k.name_expression) != std::string::npos);
@@ -78,17 +78,19 @@ TEST_SUITE("codegen.forward") {
   }
 
   TEST_CASE("bad specs and configs are refused with the reason") {
-    CHECK(error_kind_of([] { codegen::generate_forward(spec_of(100, DType::bf16, Mask::none), {}); }) ==
-          ErrorKind::unsupported);
+    CHECK(error_kind_of([] {
+            codegen::generate_forward(spec_of(100, DType::bf16, Mask::none), {});
+          }) == ErrorKind::unsupported);
     CHECK(error_message_of([] {
             codegen::generate_forward(spec_of(100, DType::bf16, Mask::none), {});
           }).find("head dim 100") != std::string::npos);
     CHECK(error_message_of([] {
             codegen::generate_forward(spec_of(128, DType::bf16, Mask::none), {96, 64, 4, 2, false});
           }).find("block_m 96") != std::string::npos);
-    CHECK(error_message_of([] {
-            codegen::generate_forward(spec_of(128, DType::bf16, Mask::none), {128, 64, 4, 1, false});
-          }).find("num_stages") != std::string::npos);
+    CHECK(
+        error_message_of([] {
+          codegen::generate_forward(spec_of(128, DType::bf16, Mask::none), {128, 64, 4, 1, false});
+        }).find("num_stages") != std::string::npos);
     KernelSpec ratio = spec_of(64, DType::bf16, Mask::none);
     ratio.num_heads = 6, ratio.num_kv_heads = 4;
     CHECK(error_message_of([&] { validate(ratio); }).find("multiple of num_kv_heads") !=
@@ -114,7 +116,8 @@ TEST_SUITE("codegen.forward") {
         const KernelSpec spec = spec_of(d, DType::bf16, Mask::none);
         const auto all = codegen::candidates(spec, limits);
         CHECK_MESSAGE(!all.empty(), fmt::format("{} d{}", arch, d));
-        for (const auto& c : all) CHECK(codegen::why_not(spec, c, limits).empty());
+        for (const auto& c : all)
+          CHECK(codegen::why_not(spec, c, limits).empty());
         const TileConfig def = codegen::default_config(spec, limits);
         CHECK(std::find(all.begin(), all.end(), def) != all.end());
       }
@@ -137,10 +140,12 @@ TEST_SUITE("codegen.forward") {
     };
     std::vector<Job> jobs;
     for (const char* arch : {"sm_80", "sm_90a"})
-      for (int d : {32, 64, 96, 128, 256})
+      for (auto [dqk, dv] : std::initializer_list<std::pair<int, int>>{
+               {32, 32}, {64, 64}, {96, 96}, {128, 128}, {256, 256}, {192, 128}})
         for (DType dtype : {DType::bf16, DType::fp16})
           for (Mask mask : {Mask::none, Mask::causal}) {
-            const KernelSpec spec = spec_of(d, dtype, mask);
+            KernelSpec spec = spec_of(dqk, dtype, mask);
+            spec.head_dim_v = dv;
             for (const auto& c : codegen::candidates(spec, codegen::arch_limits(arch)))
               jobs.push_back({spec, c, arch});
           }
@@ -157,7 +162,8 @@ TEST_SUITE("codegen.forward") {
           const bool elf = out.cubin.size() > 4 && out.cubin[0] == 0x7f && out.cubin[1] == 'E';
           std::lock_guard lock(mutex);
           if (!elf) failures.push_back(fmt::format("{} {}: not a cubin", job.arch, k.slug));
-          for (const auto& r : out.resources) spilling += r.spill_store_bytes > 0;
+          for (const auto& r : out.resources)
+            spilling += r.spill_store_bytes > 0;
         } catch (const Error& e) {
           std::lock_guard lock(mutex);
           failures.push_back(fmt::format("{}: {}", job.arch, e.what()));
@@ -167,11 +173,13 @@ TEST_SUITE("codegen.forward") {
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < std::max(1u, std::thread::hardware_concurrency()); ++t)
       pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
+    for (auto& t : pool)
+      t.join();
     MESSAGE(fmt::format("compiled {} forward instantiations ({} spill registers; the tuner "
                         "prunes those)",
                         jobs.size(), spilling));
-    for (const auto& f : failures) FAIL_CHECK(f);
+    for (const auto& f : failures)
+      FAIL_CHECK(f);
     CHECK(failures.empty());
   }
 }

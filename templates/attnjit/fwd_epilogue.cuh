@@ -13,7 +13,7 @@ __device__ __forceinline__ void write_output(const FwdParams& p,
                                              const OnlineSoftmax<K::kMTiles>& softmax, u32 sO,
                                              int b, int h, int m0, int row_in_warp, int tid) {
   using T = typename K::T;
-  using OTile = typename K::QTile; // (BLOCK_M, D): reuses Q's shared memory
+  using OTile = typename K::OTile; // (BLOCK_M, Dv): reuses Q's shared memory
   const int lane = tid % 32;
 
 #pragma unroll

@@ -15,13 +15,14 @@ __global__ void __launch_bounds__(K::kThreads)
     flash_fwd_kernel(const __grid_constant__ FwdParams p) {
   using T = typename K::T;
   using QTile = typename K::QTile;
-  using KVTile = typename K::KVTile;
+  using KTile = typename K::KTile;
+  using VTile = typename K::VTile;
   constexpr int MT = K::kMTiles, NT = K::kNTiles, DT = K::kDTiles;
 
   extern __shared__ __align__(128) unsigned char smem[];
-  const u32 sQ = smem_u32(smem);                   // (BLOCK_M, D)
-  const u32 sK = sQ + QTile::kBytes;               // STAGES x (BLOCK_N, D)
-  const u32 sV = sK + K::kStages * KVTile::kBytes; // STAGES x (BLOCK_N, D)
+  const u32 sQ = smem_u32(smem);                  // (BLOCK_M, Dqk), later O (BLOCK_M, Dv)
+  const u32 sK = sQ + K::kQOBytes;                // STAGES x (BLOCK_N, Dqk)
+  const u32 sV = sK + K::kStages * KTile::kBytes; // STAGES x (BLOCK_N, Dv)
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   // Causal: the last query blocks have the most keys, so start them first.
@@ -46,10 +47,10 @@ __global__ void __launch_bounds__(K::kThreads)
 
   auto load_kv = [&](int n_block) {
     const int slot = n_block % K::kStages, n0 = n_block * K::kBlockN;
-    KVTile::template load_async<K::kThreads>(sK + slot * KVTile::kBytes, k + n0 * p.k_seq_stride,
-                                             p.k_seq_stride, p.seqlen_k - n0, tid);
-    KVTile::template load_async<K::kThreads>(sV + slot * KVTile::kBytes, v + n0 * p.v_seq_stride,
-                                             p.v_seq_stride, p.seqlen_k - n0, tid);
+    KTile::template load_async<K::kThreads>(sK + slot * KTile::kBytes, k + n0 * p.k_seq_stride,
+                                            p.k_seq_stride, p.seqlen_k - n0, tid);
+    VTile::template load_async<K::kThreads>(sV + slot * VTile::kBytes, v + n0 * p.v_seq_stride,
+                                            p.v_seq_stride, p.seqlen_k - n0, tid);
   };
   // Prologue: Q and the first STAGES-1 K/V tiles, one commit group per tile (Q rides in the
   // first) so that wait_group<STAGES-2> below always means "tile n has landed".
@@ -67,8 +68,8 @@ __global__ void __launch_bounds__(K::kThreads)
   const SwizzledCols cols_qv((lane >> 4) ^ (lane & 7));
   const SwizzledCols cols_k(((lane >> 3) & 1) ^ (lane & 7));
   const u32 q_row = sQ + QTile::row_offset(row_in_warp + (lane & 15));
-  const u32 k_row = KVTile::row_offset((lane & 7) + ((lane >> 4) << 3));
-  const u32 v_row = KVTile::row_offset(lane & 15);
+  const u32 k_row = KTile::row_offset((lane & 7) + ((lane >> 4) << 3));
+  const u32 v_row = VTile::row_offset(lane & 15);
   auto load_q_frag = [&](u32(&f)[4], int mt, int kk) {
     ldmatrix_x4(f, q_row + QTile::row_offset(mt * 16) + cols_qv(kk));
   };
@@ -91,8 +92,8 @@ __global__ void __launch_bounds__(K::kThreads)
     __syncthreads(); // tile n_block visible to all; everyone is done with the slot refilled next
     if (n_block + K::kStages - 1 < n_blocks) load_kv(n_block + K::kStages - 1);
     cp_async_commit();
-    const u32 sK_n = sK + (n_block % K::kStages) * KVTile::kBytes;
-    const u32 sV_n = sV + (n_block % K::kStages) * KVTile::kBytes;
+    const u32 sK_n = sK + (n_block % K::kStages) * KTile::kBytes;
+    const u32 sV_n = sV + (n_block % K::kStages) * VTile::kBytes;
 
     // S = Q K^T: (kWarpRows, BLOCK_N) fp32
     float s[MT][NT][4] = {};
@@ -112,7 +113,7 @@ __global__ void __launch_bounds__(K::kThreads)
 #pragma unroll
       for (int nt = 0; nt < NT; nt += 2) {
         u32 kf[4]; // b-fragments of key tiles nt and nt+1
-        ldmatrix_x4(kf, sK_n + k_row + KVTile::row_offset(nt * 8) + cols_k(kk));
+        ldmatrix_x4(kf, sK_n + k_row + KTile::row_offset(nt * 8) + cols_k(kk));
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           mma_16816<T>(s[mt][nt], qf[mt], kf[0], kf[1]);
@@ -163,7 +164,7 @@ __global__ void __launch_bounds__(K::kThreads)
 #pragma unroll
       for (int dt = 0; dt < DT; dt += 2) {
         u32 vf[4]; // b-fragments of head-dim tiles dt and dt+1, transposed on load
-        ldmatrix_x4_trans(vf, sV_n + v_row + KVTile::row_offset(kp * 16) + cols_qv(dt / 2));
+        ldmatrix_x4_trans(vf, sV_n + v_row + VTile::row_offset(kp * 16) + cols_qv(dt / 2));
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           mma_16816<T>(o[mt][dt], pf[mt], vf[0], vf[1]);

@@ -3,6 +3,7 @@
 
 #include "codegen/argument_checks.h"
 #include "codegen/plan_kernel.h"
+#include "codegen/tile_rules.h"
 #include "runtime/driver.h"
 
 #include <attnjit/bwd_params.h>
@@ -19,6 +20,7 @@ struct BackwardPlan::Impl {
   codegen::PlanKernel plan;
   int num_m_blocks = 0, num_n_blocks = 0;
   int64_t dsum_floats = 0, dq_accum_floats = 0;
+  int dq_smem = 0; // deterministic dQ kernel
 };
 
 // The workspace holds D ([B, H, Sq] fp32, padded to 16 bytes) then the dQ accumulator.
@@ -44,7 +46,14 @@ BackwardPlan::BackwardPlan(const AttentionProblem& problem, std::optional<TileCo
       codegen::grid_blocks(sh.seqlen_k, m.plan.config.block_n, sh.batch * s.num_kv_heads, problem);
   codegen::grid_blocks(sh.seqlen_q, 128, sh.batch * s.num_heads, problem); // the D pre-pass
   m.dsum_floats = padded_to_4(sh.batch * s.num_heads * sh.seqlen_q);
-  m.dq_accum_floats = sh.batch * s.num_heads * sh.seqlen_q * s.head_dim_qk;
+  m.dq_accum_floats = s.deterministic ? 0 : sh.batch * s.num_heads * sh.seqlen_q * s.head_dim_qk;
+  if (s.deterministic) {
+    codegen::grid_blocks(sh.seqlen_q, 64, sh.batch * s.num_heads, problem);
+    m.dq_smem = codegen::backward_dq_smem_bytes(s);
+    runtime::use_device(device);
+    ATTNJIT_CU(cuFuncSetAttribute(m.plan.kernel->functions[2],
+                                  CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, m.dq_smem));
+  }
 }
 
 BackwardPlan::~BackwardPlan() = default;
@@ -148,8 +157,9 @@ void BackwardPlan::run(const BackwardArgs& a, Stream stream) const {
   const auto cu_stream = reinterpret_cast<CUstream>(stream);
   const auto& functions = m.plan.kernel->functions; // main, D pre-pass, dQ conversion
   void* args[] = {&p};
-  ATTNJIT_CU(cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(p.dq_accum), 0,
-                              size_t(m.dq_accum_floats), cu_stream));
+  if (!s.deterministic)
+    ATTNJIT_CU(cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(p.dq_accum), 0,
+                                size_t(m.dq_accum_floats), cu_stream));
   const int64_t dsum_blocks = (sh.seqlen_q + 127) / 128 * sh.batch * s.num_heads;
   ATTNJIT_CU(cuLaunchKernel(functions[1], unsigned(dsum_blocks), 1, 1, 128, 1, 1, 0, cu_stream,
                             args, nullptr));
@@ -157,6 +167,12 @@ void BackwardPlan::run(const BackwardArgs& a, Stream stream) const {
     const int64_t blocks = int64_t(m.num_n_blocks) * sh.batch * s.num_kv_heads;
     ATTNJIT_CU(cuLaunchKernel(functions[0], unsigned(blocks), 1, 1, m.plan.generated.threads, 1, 1,
                               m.plan.generated.dynamic_smem, cu_stream, args, nullptr));
+  }
+  if (s.deterministic) {
+    const int64_t blocks = (sh.seqlen_q + 63) / 64 * sh.batch * s.num_heads;
+    ATTNJIT_CU(cuLaunchKernel(functions[2], unsigned(blocks), 1, 1, 128, 1, 1, m.dq_smem, cu_stream,
+                              args, nullptr));
+    return;
   }
   // Grid-stride: enough blocks to fill any GPU, never more than the work.
   const int64_t chunks = sh.batch * s.num_heads * sh.seqlen_q * s.head_dim_qk / 8;

@@ -86,10 +86,17 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
   k.threads = config.num_warps * 32;
   k.dynamic_smem = backward_smem_bytes(spec, config);
   k.name_expression = "attnjit::flash_bwd_dkdv_kernel<Traits>";
-  k.helper_name_expressions = {fmt::format("attnjit::flash_bwd_dsum_kernel<{}, {}>",
-                                           element_type(spec.dtype), spec.head_dim_v),
-                               fmt::format("attnjit::flash_bwd_dq_kernel<{}, {}>",
-                                           element_type(spec.dtype), spec.head_dim_qk)};
+  const std::string dsum = fmt::format("attnjit::flash_bwd_dsum_kernel<{}, {}>",
+                                       element_type(spec.dtype), spec.head_dim_v);
+  const std::string dq =
+      spec.deterministic
+          ? fmt::format("attnjit::flash_bwd_dq_deterministic_kernel<attnjit::BwdDqTraits<{}, {}, "
+                        "{}, {}>>",
+                        element_type(spec.dtype), spec.head_dim_qk, spec.head_dim_v,
+                        spec.mask == Mask::causal ? "true" : "false")
+          : fmt::format("attnjit::flash_bwd_dq_kernel<{}, {}>", element_type(spec.dtype),
+                        spec.head_dim_qk);
+  k.helper_name_expressions = {dsum, dq};
   k.source = fmt::format(
       R"(// attnjit generated kernel: {slug}
 // spec:   {spec}
@@ -100,7 +107,7 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
 //   attnjit::flash_bwd_dkdv_kernel<Traits>: dK, dV and the fp32 dQ accumulator;
 //       {threads} threads, {smem} bytes dynamic shared memory,
 //       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads
-//   {dq}: dQ = scale * accumulator; 256 threads, grid-stride
+//   {dq}: {dq_what}
 #include <attnjit/bwd_kernel.cuh>
 
 using Traits = attnjit::BwdTraits<{dtype},
@@ -109,7 +116,8 @@ using Traits = attnjit::BwdTraits<{dtype},
                                   /*BLOCK_M=*/{block_m},
                                   /*BLOCK_N=*/{block_n},
                                   /*NUM_WARPS=*/{warps},
-                                  /*CAUSAL=*/{causal}>;
+                                  /*CAUSAL=*/{causal},
+                                  /*DETERMINISTIC=*/{det}>;
 )",
       fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
       fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
@@ -118,7 +126,14 @@ using Traits = attnjit::BwdTraits<{dtype},
       fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("dqk", spec.head_dim_qk),
       fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
       fmt::arg("block_n", config.block_n), fmt::arg("warps", config.num_warps),
-      fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"));
+      fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
+      fmt::arg("det", spec.deterministic ? "true" : "false"),
+      fmt::arg("dq_what", spec.deterministic
+                              ? fmt::format("dQ without atomics, recomputing P and dS; 128 "
+                                            "threads, {} bytes dynamic shared memory, grid.x = "
+                                            "ceil(seqlen_q / 64) * batch * num_heads",
+                                            backward_dq_smem_bytes(spec))
+                              : std::string("dQ = scale * accumulator; 256 threads, grid-stride")));
   return k;
 }
 

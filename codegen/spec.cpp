@@ -48,9 +48,10 @@ std::string to_string(const KernelSpec& s) {
   std::string dims = s.head_dim_qk == s.head_dim_v
                          ? fmt::format("d{}", s.head_dim_qk)
                          : fmt::format("d{}/{}", s.head_dim_qk, s.head_dim_v);
-  return fmt::format("{} {} {} {} heads={}/{} layout={} mask={}", to_string(s.pass),
+  return fmt::format("{} {} {} {} heads={}/{} layout={} mask={}{}", to_string(s.pass),
                      attention_type(s), to_string(s.dtype), dims, s.num_heads, s.num_kv_heads,
-                     to_string(s.layout), to_string(s.mask));
+                     to_string(s.layout), to_string(s.mask),
+                     s.deterministic ? " deterministic" : "");
 }
 
 std::string to_string(const AttentionShape& s) {
@@ -66,9 +67,10 @@ std::string kernel_slug(const KernelSpec& s, const TileConfig& c) {
   std::string dims = s.head_dim_qk == s.head_dim_v
                          ? fmt::format("d{}", s.head_dim_qk)
                          : fmt::format("d{}x{}", s.head_dim_qk, s.head_dim_v);
-  return fmt::format("{}_{}_{}_{}{}_m{}n{}w{}s{}{}", to_string(s.pass), attention_type(s), dims,
-                     to_string(s.dtype), s.mask == Mask::causal ? "_causal" : "", c.block_m,
-                     c.block_n, c.num_warps, c.num_stages, c.q_in_registers ? "q" : "");
+  return fmt::format("{}_{}_{}_{}{}{}_m{}n{}w{}s{}{}", to_string(s.pass), attention_type(s), dims,
+                     to_string(s.dtype), s.mask == Mask::causal ? "_causal" : "",
+                     s.deterministic ? "_det" : "", c.block_m, c.block_n, c.num_warps, c.num_stages,
+                     c.q_in_registers ? "q" : "");
 }
 
 static void require(bool ok, ErrorKind kind, const std::string& message) {
@@ -92,6 +94,9 @@ void validate(const KernelSpec& s) {
               (s.num_heads == s.num_kv_heads && s.head_dim_qk == s.head_dim_v),
           ErrorKind::invalid_argument,
           "packed QKV needs num_kv_heads == num_heads and equal head dims" + ctx());
+  require(!s.deterministic || s.pass == Pass::backward, ErrorKind::invalid_argument,
+          "deterministic applies to the backward only; the forward is always bitwise stable" +
+              ctx());
   for (int d : {s.head_dim_qk, s.head_dim_v})
     require(d == 32 || d == 64 || d == 96 || d == 128 || d == 192 || d == 256,
             ErrorKind::unsupported,

@@ -38,6 +38,11 @@ int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
          2 * 2 * c.block_m * 4;
 }
 
+int backward_dq_smem_bytes(const KernelSpec& spec) {
+  const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
+  return 64 * (qk + v) + 2 * 64 * (qk + v); // Q and dO; two stages of K and V
+}
+
 // fp32 accumulators a thread keeps live across the main loop. Over ~200 the kernel spills on
 // sm_80/sm_90 (255 registers per thread, the rest for addresses and indices).
 static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {

@@ -31,5 +31,7 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits);
 // Bytes of dynamic shared memory the forward kernel (or the backward's main kernel) asks for.
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
+// The deterministic backward's dQ kernel (fixed 64 x 64 tiles, 4 warps).
+int backward_dq_smem_bytes(const KernelSpec& spec);
 
 } // namespace attnjit::codegen

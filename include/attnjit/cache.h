@@ -35,8 +35,8 @@ struct TuningRecord {
   TileConfig config; // the winner
 
   double median_ms = 0;
-  double cv = 0;   // spread of the timed runs: standard deviation / mean
-  int runs = 0;    // timed repetitions behind median_ms (merge prefers more)
+  double cv = 0; // spread of the timed runs: standard deviation / mean
+  int runs = 0;  // timed repetitions behind median_ms (merge prefers more)
   double tflops = 0;
   double max_error = 0; // largest |out - reference| of the winner
   int candidates_tried = 0;

@@ -91,7 +91,8 @@ public:
   // Known at plan time, so host apps can allocate once; run() allocates nothing.
   size_t workspace_bytes() const;
   // Enqueues the D pre-pass, the dK/dV kernel (with dQ accumulation) and the dQ conversion.
-  // dK/dV are deterministic; dQ's fp32 atomics are not (the order of additions varies).
+  // dK/dV are deterministic; dQ's fp32 atomics are not (the order of additions varies) unless
+  // the spec asks for `deterministic`, which computes dQ in a kernel of its own.
   void run(const BackwardArgs& args, Stream stream) const;
 
   int registers_per_thread() const; // of the main kernel

@@ -27,6 +27,9 @@ struct KernelSpec {
   int num_kv_heads = 32; // num_heads % num_kv_heads == 0; 1 is MQA
   Layout layout = Layout::separate;
   Mask mask = Mask::none;
+  // Backward only: the same bits on every run. dQ then comes from a kernel of its own instead of
+  // fp32 atomics, which costs about 40% more backward work (docs/PERF.md).
+  bool deterministic = false;
 
   bool operator==(const KernelSpec&) const = default;
 };

@@ -5,6 +5,7 @@
 // this block's share through fp32 atomics into the workspace.
 #pragma once
 
+#include <attnjit/bwd_dq_kernel.cuh>
 #include <attnjit/bwd_params.h>
 #include <attnjit/bwd_prepost.cuh>
 #include <attnjit/bwd_traits.cuh>
@@ -121,9 +122,11 @@ __global__ void __launch_bounds__(K::kThreads)
       }
     mma.template accumulate_t<typename K::DoTile>(dv, s, sDo_i); // dV += P^T dO
     mma.template accumulate_t<typename K::QTile>(dk, dp, sQ_i);  // dK += dS^T Q (scaled at the end)
-    mma.store_ds(dp, sDs);
-    __syncthreads(); // all of dS^T in shared memory
-    mma.dq_atomic_add(p, sDs, sK, b, h, m0, warp);
+    if constexpr (K::kAccumulateDq) {
+      mma.store_ds(dp, sDs);
+      __syncthreads(); // all of dS^T in shared memory
+      mma.dq_atomic_add(p, sDs, sK, b, h, m0, warp);
+    }
   }
   cp_async_wait<0>();
   mma.write_dkdv(p, dk, dv, b, kv_h, n0);

@@ -9,7 +9,7 @@
 namespace attnjit {
 
 template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, int BLOCK_M, int BLOCK_N, int NUM_WARPS,
-          bool CAUSAL>
+          bool CAUSAL, bool DETERMINISTIC>
 struct BwdTraits {
   using T = T_;
   static constexpr int kDqk = HEAD_DIM_QK;
@@ -19,6 +19,8 @@ struct BwdTraits {
   static constexpr int kWarps = NUM_WARPS;
   static constexpr int kThreads = NUM_WARPS * 32;
   static constexpr bool kCausal = CAUSAL;
+  // Deterministic: dQ comes from its own kernel (bwd_dq_kernel.cuh), not from atomics here.
+  static constexpr bool kAccumulateDq = !DETERMINISTIC;
 
   static constexpr int kWarpKeys = BLOCK_N / NUM_WARPS;
   static constexpr int kKTiles = kWarpKeys / 16; // m16 tiles of keys per warp

@@ -40,12 +40,12 @@ if has bench; then
   tail -20 "$out/seed-core.txt"; tail -20 "$out/seed-core-causal.txt"
 fi
 if has sanitize; then
-  small="--batch=2 --seqlen-q=97 --seqlen-k=131 --check-rows=64 --runs=1 --warmup=0"
+  small="--batch=2 --check-rows=64 --runs=1 --warmup=0"
   for tool in memcheck racecheck; do
     for pass in fwd bwd; do
       for type in "--heads=4" "--heads=4 --layout=packed" "--heads=8 --kv-heads=2" \
                   "--heads=4 --kv-heads=1" "--heads=4 --head-dim=192 --head-dim-v=128"; do
-        [[ $type == *packed* ]] && extra="--seqlen=113" || extra=""
+        [[ $type == *packed* ]] && extra="--seqlen=113" || extra="--seqlen-q=97 --seqlen-k=131"
         if compute-sanitizer --tool $tool --error-exitcode 9 "$bin/attnjit" run --pass=$pass \
              $small $type $extra --causal >"$out/sanitize.log" 2>&1; then
           echo "sanitize $tool $pass $type: clean"

@@ -102,4 +102,76 @@ tuner::ForwardRows download_rows(const DeviceProblem& device, const AttentionPro
   return out;
 }
 
+DeviceGradients upload_backward(const tuner::HostBackwardData& data, const DeviceProblem& forward,
+                                size_t workspace_bytes) {
+  const KernelSpec& spec = data.inputs.problem.spec;
+  const AttentionShape& shape = data.inputs.problem.shape;
+  const int64_t q_elems = shape.batch * shape.seqlen_q * spec.num_heads * spec.head_dim_qk;
+  const int64_t k_elems = shape.batch * shape.seqlen_k * spec.num_kv_heads * spec.head_dim_qk;
+  const int64_t v_elems = shape.batch * shape.seqlen_k * spec.num_kv_heads * spec.head_dim_v;
+
+  DeviceGradients g;
+  g.dtype = spec.dtype;
+  const std::vector<uint16_t> dout = tuner::to_bits(data.dout, spec.dtype);
+  g.dout = runtime::DeviceBuffer(dout.size() * sizeof(uint16_t));
+  g.dout.upload(dout.data(), g.dout.size());
+  g.grads = runtime::DeviceBuffer(size_t(q_elems + k_elems + v_elems) * sizeof(uint16_t));
+  g.workspace = runtime::DeviceBuffer(workspace_bytes);
+
+  auto* base = static_cast<uint16_t*>(g.grads.data());
+  if (spec.layout == Layout::packed_qkv) { // the input's strides, one slice apiece
+    const int64_t token = int64_t(spec.num_heads) * spec.head_dim_qk, stride = 3 * token;
+    for (int i = 0; i < 3; ++i) {
+      TensorView view{base + i * token, shape.seqlen_q * stride, stride, spec.head_dim_qk};
+      (i == 0 ? g.args.dq : i == 1 ? g.args.dk : g.args.dv) = view;
+    }
+  } else {
+    g.args.dq = contiguous_bshd(base, shape.seqlen_q, spec.num_heads, spec.head_dim_qk);
+    g.args.dk =
+        contiguous_bshd(base + q_elems, shape.seqlen_k, spec.num_kv_heads, spec.head_dim_qk);
+    g.args.dv = contiguous_bshd(base + q_elems + k_elems, shape.seqlen_k, spec.num_kv_heads,
+                                spec.head_dim_v);
+  }
+  g.args.q = forward.args.q;
+  g.args.k = forward.args.k;
+  g.args.v = forward.args.v;
+  g.args.o = forward.args.o;
+  g.args.lse = forward.args.lse;
+  g.args.dout = contiguous_bshd(g.dout.data(), shape.seqlen_q, spec.num_heads, spec.head_dim_v);
+  g.args.workspace = g.workspace.data();
+  g.args.workspace_bytes = workspace_bytes;
+  return g;
+}
+
+void poison_gradients(DeviceGradients& device) {
+  device.grads.fill16(device.dtype == DType::bf16 ? kBf16NaN : kFp16NaN);
+}
+
+tuner::BackwardRows download_gradients(const DeviceGradients& device,
+                                       const AttentionProblem& problem,
+                                       const std::vector<tuner::RowId>& rows,
+                                       const std::vector<tuner::KeyId>& keys) {
+  std::vector<uint16_t> grads(device.grads.size() / sizeof(uint16_t));
+  device.grads.download(grads.data(), device.grads.size());
+  const auto* base = static_cast<const uint16_t*>(device.grads.data());
+  // Row (b, s, h) of a gradient view, as values of the host copy.
+  const auto append = [&](std::vector<double>& to, const TensorView& view, int64_t dim, int64_t b,
+                          int64_t s, int64_t h) {
+    const int64_t at = (static_cast<const uint16_t*>(view.data) - base) + b * view.batch_stride +
+                       s * view.seq_stride + h * view.head_stride;
+    for (int64_t i = 0; i < dim; ++i)
+      to.push_back(tuner::from_bits(grads[at + i], device.dtype));
+  };
+  tuner::BackwardRows out;
+  out.rows = rows;
+  out.keys = keys;
+  for (const tuner::RowId& r : rows)
+    append(out.dq, device.args.dq, problem.spec.head_dim_qk, r.batch, r.query, r.head);
+  for (const tuner::KeyId& k : keys) {
+    append(out.dk, device.args.dk, problem.spec.head_dim_qk, k.batch, k.key, k.kv_head);
+    append(out.dv, device.args.dv, problem.spec.head_dim_v, k.batch, k.key, k.kv_head);
+  }
+  return out;
+}
+
 } // namespace attnjit::apps

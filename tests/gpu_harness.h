@@ -9,6 +9,7 @@
 
 #include "runtime/device_buffer.h"
 #include "tuner/reference.h"
+#include "tuner/reference_backward.h"
 
 #include <attnjit/plan.h>
 
@@ -93,5 +94,53 @@ uint64_t test_seed();
 
 // Waits for all work on the current context; throws Error(driver) on a kernel fault.
 void synchronize();
+
+// ---- Backward ----
+
+// How dO sits in device memory: the backward must honour whatever strides it is given.
+enum class DoutLayout {
+  contiguous,  // [B, Sq, H, Dv]
+  padded_seq,  // [B, Sq, H, Dv] with kDoutSeqPad NaN elements after each position's heads
+  heads_outer, // [B, H, Sq, Dv]
+};
+inline constexpr int64_t kDoutSeqPad = 64;
+
+// One backward problem on the device. Run a ForwardPlan on forward.args first (it writes the O
+// and LSE that args reads), then a BackwardPlan on args. Every buffer has NaN guard bands; the
+// gradients and the workspace start out NaN.
+struct DeviceBackward {
+  DeviceAttention forward;          // q, k, v; o and lse
+  GuardedBuffer dout;               // in the DoutLayout asked for
+  std::vector<GuardedBuffer> grads; // dq, dk, dv; or one [B, S, 3, H, D] buffer for packed_qkv
+  GuardedBuffer workspace;          // BackwardPlan::workspace_bytes()
+  BackwardArgs args;
+};
+
+DeviceBackward upload_backward(const tuner::HostBackwardData& data, size_t workspace_bytes,
+                               DoutLayout layout = DoutLayout::contiguous);
+// dq, dk, dv and the workspace back to the NaN pattern (O and LSE are left alone).
+void poison_gradients(DeviceBackward& device);
+// Empty when every guard band (forward buffers included) is intact, else one line per damage.
+std::string check_guards(const DeviceBackward& device);
+// The kernel's dQ rows and dK/dV keys, shaped as tuner::compare_backward expects.
+tuner::BackwardRows gather_gradients(const DeviceBackward& device,
+                                     const std::vector<tuner::RowId>& rows,
+                                     const std::vector<tuner::KeyId>& keys);
+// The raw bits of dq, dk and dv (each walked through its view), for run-to-run comparisons.
+struct GradientBits {
+  std::vector<uint16_t> dq, dk, dv;
+};
+GradientBits download_gradients(const DeviceBackward& device);
+// NaN anywhere in dq, dk or dv: sampled checks would miss rows they did not draw.
+int64_t count_nan_gradients(const DeviceBackward& device);
+
+// A forward plan (default config, for O and LSE) and a backward plan (the request's config) for
+// each request, all built on all cores. The request's problem may name either pass.
+struct BuiltBackward {
+  std::unique_ptr<ForwardPlan> forward;
+  std::unique_ptr<BackwardPlan> backward;
+  std::exception_ptr error; // the first failure of the two; both null then
+};
+std::vector<BuiltBackward> build_backward_plans(const std::vector<PlanRequest>& requests);
 
 } // namespace attnjit::test

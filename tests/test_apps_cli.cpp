@@ -101,7 +101,7 @@ TEST_SUITE("apps.cli") {
     INFO(r.output);
     CHECK(r.exit_code == 0);
     CHECK(contains(r.output, "/*NUM_WARPS=*/8"));
-    CHECK(contains(r.output, "/*HEAD_DIM=*/64"));
+    CHECK(contains(r.output, "/*HEAD_DIM_QK=*/64"));
     CHECK(contains(r.output, "/*CAUSAL=*/true"));
   }
 

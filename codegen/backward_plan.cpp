@@ -21,11 +21,26 @@ struct BackwardPlan::Impl {
   int num_m_blocks = 0, num_n_blocks = 0;
   int64_t dsum_floats = 0, dq_accum_floats = 0;
   int dq_smem = 0; // deterministic dQ kernel
+  int kv_splits = 1;
+  int64_t dkv_partial_floats = 0;
 };
 
-// The workspace holds D ([B, H, Sq] fp32, padded to 16 bytes) then the dQ accumulator.
+// The workspace holds D ([B, H, Sq] fp32, padded to 16 bytes), the dQ accumulator, then the
+// GQA/MQA dK/dV partials when the group is split.
 static int64_t padded_to_4(int64_t n) {
   return (n + 3) / 4 * 4;
+}
+
+// With few KV heads one CTA per (key block, KV head) leaves most SMs idle (MQA at S=4096 has 32
+// CTAs for 132 SMs), so the group's query heads are split over more CTAs: the smallest divisor
+// of heads_per_kv that gives two CTAs per SM. Their fp32 dK/dV partials are then summed.
+static int kv_splits_for(const AttentionProblem& problem, int num_n_blocks, int sm_count) {
+  const auto& s = problem.spec;
+  const int heads_per_kv = s.num_heads / s.num_kv_heads;
+  const int64_t ctas = int64_t(num_n_blocks) * problem.shape.batch * s.num_kv_heads;
+  for (int split = 1; split < heads_per_kv; ++split)
+    if (heads_per_kv % split == 0 && ctas * split >= 2 * int64_t(sm_count)) return split;
+  return heads_per_kv;
 }
 
 BackwardPlan::BackwardPlan(const AttentionProblem& problem, std::optional<TileConfig> config,
@@ -45,6 +60,10 @@ BackwardPlan::BackwardPlan(const AttentionProblem& problem, std::optional<TileCo
   m.num_n_blocks =
       codegen::grid_blocks(sh.seqlen_k, m.plan.config.block_n, sh.batch * s.num_kv_heads, problem);
   codegen::grid_blocks(sh.seqlen_q, 128, sh.batch * s.num_heads, problem); // the D pre-pass
+  m.kv_splits = kv_splits_for(problem, m.num_n_blocks, m.plan.device.sm_count);
+  m.dkv_partial_floats = m.kv_splits == 1 ? 0
+                                          : m.kv_splits * sh.batch * s.num_kv_heads * sh.seqlen_k *
+                                                (s.head_dim_qk + s.head_dim_v);
   m.dsum_floats = padded_to_4(sh.batch * s.num_heads * sh.seqlen_q);
   m.dq_accum_floats = s.deterministic ? 0 : sh.batch * s.num_heads * sh.seqlen_q * s.head_dim_qk;
   if (s.deterministic) {
@@ -67,7 +86,7 @@ const TileConfig& BackwardPlan::config() const {
   return impl_->plan.config;
 }
 size_t BackwardPlan::workspace_bytes() const {
-  return size_t(impl_->dsum_floats + impl_->dq_accum_floats) * 4;
+  return size_t(impl_->dsum_floats + impl_->dq_accum_floats + impl_->dkv_partial_floats) * 4;
 }
 int BackwardPlan::registers_per_thread() const {
   return impl_->plan.kernel->registers;
@@ -134,6 +153,8 @@ void BackwardPlan::run(const BackwardArgs& a, Stream stream) const {
   p.dv = const_cast<void*>(a.dv.data);
   p.dsum = static_cast<float*>(a.workspace);
   p.dq_accum = p.dsum + m.dsum_floats;
+  p.dkv_partial = p.dq_accum + m.dq_accum_floats;
+  p.kv_splits = m.kv_splits;
   set_strides(p.q_batch_stride, p.q_seq_stride, p.q_head_stride, a.q);
   set_strides(p.k_batch_stride, p.k_seq_stride, p.k_head_stride, a.k);
   set_strides(p.v_batch_stride, p.v_seq_stride, p.v_head_stride, a.v);
@@ -164,9 +185,16 @@ void BackwardPlan::run(const BackwardArgs& a, Stream stream) const {
   ATTNJIT_CU(cuLaunchKernel(functions[1], unsigned(dsum_blocks), 1, 1, 128, 1, 1, 0, cu_stream,
                             args, nullptr));
   if (sh.seqlen_k > 0) {
-    const int64_t blocks = int64_t(m.num_n_blocks) * sh.batch * s.num_kv_heads;
+    const int64_t blocks = int64_t(m.num_n_blocks) * sh.batch * s.num_kv_heads * m.kv_splits;
     ATTNJIT_CU(cuLaunchKernel(functions[0], unsigned(blocks), 1, 1, m.plan.generated.threads, 1, 1,
                               m.plan.generated.dynamic_smem, cu_stream, args, nullptr));
+  }
+  if (m.kv_splits > 1 && sh.seqlen_k > 0) {
+    const int64_t chunks =
+        sh.batch * s.num_kv_heads * sh.seqlen_k * (s.head_dim_qk + s.head_dim_v) / 8;
+    const int64_t blocks = std::clamp<int64_t>((chunks + 255) / 256, 1, 4096);
+    ATTNJIT_CU(cuLaunchKernel(functions[3], unsigned(blocks), 1, 1, 256, 1, 1, 0, cu_stream, args,
+                              nullptr));
   }
   if (s.deterministic) {
     const int64_t blocks = (sh.seqlen_q + 63) / 64 * sh.batch * s.num_heads;

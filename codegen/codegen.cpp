@@ -96,7 +96,10 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
                         spec.mask == Mask::causal ? "true" : "false")
           : fmt::format("attnjit::flash_bwd_dq_kernel<{}, {}>", element_type(spec.dtype),
                         spec.head_dim_qk);
-  k.helper_name_expressions = {dsum, dq};
+  const std::string reduce =
+      fmt::format("attnjit::flash_bwd_dkv_reduce_kernel<{}, {}, {}>", element_type(spec.dtype),
+                  spec.head_dim_qk, spec.head_dim_v);
+  k.helper_name_expressions = {dsum, dq, reduce};
   k.source = fmt::format(
       R"(// attnjit generated kernel: {slug}
 // spec:   {spec}
@@ -108,6 +111,8 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
 //       {threads} threads, {smem} bytes dynamic shared memory,
 //       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads
 //   {dq}: {dq_what}
+//   {reduce}: GQA/MQA split over several CTAs per key block only: sums their fp32 dK/dV
+//       partials in a fixed order; 256 threads, grid-stride
 #include <attnjit/bwd_kernel.cuh>
 
 using Traits = attnjit::BwdTraits<{dtype},
@@ -127,7 +132,7 @@ using Traits = attnjit::BwdTraits<{dtype},
       fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
       fmt::arg("block_n", config.block_n), fmt::arg("warps", config.num_warps),
       fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
-      fmt::arg("det", spec.deterministic ? "true" : "false"),
+      fmt::arg("det", spec.deterministic ? "true" : "false"), fmt::arg("reduce", reduce),
       fmt::arg("dq_what", spec.deterministic
                               ? fmt::format("dQ without atomics, recomputing P and dS; 128 "
                                             "threads, {} bytes dynamic shared memory, grid.x = "

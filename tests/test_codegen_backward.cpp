@@ -37,7 +37,7 @@ TEST_SUITE("codegen.backward") {
     CHECK(k.slug == "bwd_gqa_d128_bf16_causal_m64n128w8s2");
     CHECK(k.threads == 256);
     CHECK(k.dynamic_smem == codegen::backward_smem_bytes(spec, config));
-    CHECK(k.name_expressions().size() == 3);
+    CHECK(k.name_expressions().size() == 4);
     for (const std::string& piece :
          {std::string("#include <attnjit/bwd_kernel.cuh>"), std::string("/*HEAD_DIM_QK=*/128"),
           std::string("/*BLOCK_M=*/64"), std::string("/*BLOCK_N=*/128"),
@@ -111,7 +111,7 @@ TEST_SUITE("codegen.backward") {
           const bool elf = out.cubin.size() > 4 && out.cubin[0] == 0x7f && out.cubin[1] == 'E';
           std::lock_guard lock(mutex);
           if (!elf) failures.push_back(fmt::format("{} {}: not a cubin", job.arch, k.slug));
-          if (out.lowered_names.size() != 3)
+          if (out.lowered_names.size() != 4)
             failures.push_back(
                 fmt::format("{} {}: {} kernels", job.arch, k.slug, out.lowered_names.size()));
         } catch (const Error& e) {

@@ -28,13 +28,15 @@ __global__ void __launch_bounds__(K::kThreads)
   const float* stats = reinterpret_cast<const float*>(smem + (sStats - sK));
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int n_block = blockIdx.x % p.num_n_blocks, bkv = blockIdx.x / p.num_n_blocks;
+  const int n_block = blockIdx.x % p.num_n_blocks, rest = blockIdx.x / p.num_n_blocks;
+  const int split = rest % p.kv_splits, bkv = rest / p.kv_splits;
   const int b = bkv / p.num_kv_heads, kv_h = bkv % p.num_kv_heads;
+  const int heads_per_split = p.heads_per_kv / p.kv_splits;
   const int n0 = n_block * K::kBlockN, diag = p.seqlen_k - p.seqlen_q;
   // Causal: only queries i >= n0 - diag see these keys.
   const int m_begin = K::kCausal ? max(0, n0 - diag) / BM : 0;
   const int m_count = max(0, p.num_m_blocks - m_begin);
-  const int steps = m_count * p.heads_per_kv; // (query head, query block) pairs
+  const int steps = m_count * heads_per_split; // (query head, query block) pairs
 
   const unsigned short* k = static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride +
                             kv_h * p.k_head_stride + n0 * p.k_seq_stride;
@@ -43,7 +45,9 @@ __global__ void __launch_bounds__(K::kThreads)
   K::KTile::template load_async<K::kThreads>(sK, k, p.k_seq_stride, p.seqlen_k - n0, tid);
   K::VTile::template load_async<K::kThreads>(sV, v, p.v_seq_stride, p.seqlen_k - n0, tid);
 
-  auto head_of = [&](int step) { return kv_h * p.heads_per_kv + step / m_count; };
+  auto head_of = [&](int step) {
+    return kv_h * p.heads_per_kv + split * heads_per_split + step / m_count;
+  };
   auto m0_of = [&](int step) { return (m_begin + step % m_count) * BM; };
   auto load_step = [&](int step) {
     const int slot = step & 1, h = head_of(step), m0 = m0_of(step);
@@ -129,7 +133,10 @@ __global__ void __launch_bounds__(K::kThreads)
     }
   }
   cp_async_wait<0>();
-  mma.write_dkdv(p, dk, dv, b, kv_h, n0);
+  if (p.kv_splits == 1)
+    mma.write_dkdv(p, dk, dv, b, kv_h, n0);
+  else
+    mma.write_dkdv_partial(p, dk, dv, split, b, kv_h, n0);
 }
 
 } // namespace attnjit

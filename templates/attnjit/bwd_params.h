@@ -20,6 +20,10 @@ struct BwdParams {
   // Workspace, contiguous, owned by the caller: D = rowsum(dO * O) and the fp32 dQ accumulator.
   float* dsum;     // [B, H, Sq]
   float* dq_accum; // [B, H, Sq, Dqk], zeroed before the main kernel
+  // GQA/MQA with kv_splits > 1: the query heads of a group are split over kv_splits CTAs per key
+  // block, each writing fp32 partial dK (scaled) and dV here; a reduction sums them in a fixed
+  // order. [kv_splits, B, KV, Sk, Dqk + Dv].
+  float* dkv_partial;
 
   attnjit_i64 q_batch_stride, q_seq_stride, q_head_stride;
   attnjit_i64 k_batch_stride, k_seq_stride, k_head_stride;
@@ -34,10 +38,11 @@ struct BwdParams {
   int num_heads;
   int num_kv_heads;
   int heads_per_kv;
+  int kv_splits; // divides heads_per_kv
   int seqlen_q;
   int seqlen_k;
   int num_m_blocks; // ceil(seqlen_q / BLOCK_M) of the main kernel
-  int num_n_blocks; // ceil(seqlen_k / BLOCK_N); main grid.x = num_n_blocks * batch * num_kv_heads
+  int num_n_blocks; // ceil(seqlen_k / BLOCK_N); main grid.x = num_n_blocks * B * KV * kv_splits
 
   float softmax_scale;
   float softmax_scale_log2;

@@ -71,4 +71,43 @@ __global__ void __launch_bounds__(256) flash_bwd_dq_kernel(const __grid_constant
   }
 }
 
+// dK and dV of GQA/MQA split over kv_splits CTAs: the partials summed in split order (so the
+// same bits every run) and written in the dtype. One thread per 8 columns of one key's
+// [dK | dV] row; grid-stride over B * KV * Sk * (Dqk + Dv) / 8.
+template <class T, int HEAD_DIM_QK, int HEAD_DIM_V>
+__global__ void __launch_bounds__(256)
+    flash_bwd_dkv_reduce_kernel(const __grid_constant__ BwdParams p) {
+  constexpr int kRow = HEAD_DIM_QK + HEAD_DIM_V, kChunks = kRow / 8;
+  const i64 rows = static_cast<i64>(p.batch) * p.num_kv_heads * p.seqlen_k;
+  const i64 split_stride = rows * kRow;
+  for (i64 i = blockIdx.x * 256ll + threadIdx.x; i < rows * kChunks;
+       i += static_cast<i64>(gridDim.x) * 256) {
+    const int chunk = static_cast<int>(i % kChunks);
+    const i64 row = i / kChunks; // (b, kv head, key)
+    const int key = static_cast<int>(row % p.seqlen_k);
+    const int bkv = static_cast<int>(row / p.seqlen_k);
+    const int b = bkv / p.num_kv_heads, kv_h = bkv % p.num_kv_heads;
+    float acc[8] = {};
+    for (int s = 0; s < p.kv_splits; ++s) {
+      const float4* src = reinterpret_cast<const float4*>(p.dkv_partial + s * split_stride +
+                                                          row * kRow + chunk * 8);
+      const float4 lo = src[0], hi = src[1];
+      acc[0] += lo.x, acc[1] += lo.y, acc[2] += lo.z, acc[3] += lo.w;
+      acc[4] += hi.x, acc[5] += hi.y, acc[6] += hi.z, acc[7] += hi.w;
+    }
+    uint4 out;
+    out.x = Dtype<T>::pack(acc[0], acc[1]);
+    out.y = Dtype<T>::pack(acc[2], acc[3]);
+    out.z = Dtype<T>::pack(acc[4], acc[5]);
+    out.w = Dtype<T>::pack(acc[6], acc[7]);
+    const bool is_k = chunk * 8 < HEAD_DIM_QK;
+    unsigned short* dst = is_k ? static_cast<unsigned short*>(p.dk) + b * p.dk_batch_stride +
+                                     kv_h * p.dk_head_stride + key * p.dk_seq_stride + chunk * 8
+                               : static_cast<unsigned short*>(p.dv) + b * p.dv_batch_stride +
+                                     kv_h * p.dv_head_stride + key * p.dv_seq_stride + chunk * 8 -
+                                     HEAD_DIM_QK;
+    *reinterpret_cast<uint4*>(dst) = out;
+  }
+}
+
 } // namespace attnjit

@@ -160,6 +160,32 @@ template <class K> struct BwdWarpMma {
               Dtype<T>::pack(dv[kt][dt][2 * hf], dv[kt][dt][2 * hf + 1]);
       }
   }
+
+  // fp32 partials of this CTA's share of the group, for flash_bwd_dkv_reduce_kernel.
+  template <int DQK8, int DV8>
+  __device__ __forceinline__ void
+  write_dkdv_partial(const BwdParams& p, const float (&dk)[KT][DQK8][4],
+                     const float (&dv)[KT][DV8][4], int split, int b, int kv_h, int n0) const {
+    constexpr int kRow = (DQK8 + DV8) * 8; // Dqk + Dv floats per key
+    float* out = p.dkv_partial + ((static_cast<i64>(split) * p.batch + b) * p.num_kv_heads + kv_h) *
+                                     static_cast<i64>(p.seqlen_k) * kRow;
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const int key = n0 + key0 + kt * 16 + lane / 4 + hf * 8;
+        if (key >= p.seqlen_k) continue;
+        float* row = out + static_cast<i64>(key) * kRow + (lane % 4) * 2;
+#pragma unroll
+        for (int dt = 0; dt < DQK8; ++dt)
+          *reinterpret_cast<float2*>(row + dt * 8) = make_float2(
+              dk[kt][dt][2 * hf] * p.softmax_scale, dk[kt][dt][2 * hf + 1] * p.softmax_scale);
+#pragma unroll
+        for (int dt = 0; dt < DV8; ++dt)
+          *reinterpret_cast<float2*>(row + (DQK8 + dt) * 8) =
+              make_float2(dv[kt][dt][2 * hf], dv[kt][dt][2 * hf + 1]);
+      }
+  }
 };
 
 } // namespace attnjit

@@ -1,0 +1,167 @@
+// `attnjit cache ...` as a user runs it: the built binary on databases made through the API.
+#include "tests/test_cache_support.h"
+
+#include "codegen/embedded_templates.h"
+
+#include <cstdio>
+
+using namespace attnjit;
+using namespace cache_test;
+
+namespace {
+
+struct CliResult {
+  int exit_code = -1;
+  std::string output; // stdout and stderr together
+};
+
+// Runs `attnjit cache <args>` through the shell. The arguments are ours, never user input.
+CliResult cache_cli(const std::string& args) {
+  const std::string command = "'" ATTNJIT_CLI_PATH "' cache " + args + " 2>&1";
+  CliResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE_MESSAGE(pipe != nullptr, "popen failed: ", command);
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe))
+    result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// A record of this build's templates, so nothing shows as stale.
+cache::TuningRecord current(int n, const std::string& sku = kH100) {
+  cache::TuningRecord r = sample_record(n, sku);
+  r.template_hash = codegen::template_hash();
+  return r;
+}
+
+std::string gpu_flag() {
+  return fmt::format("--gpu='{}'", kH100);
+}
+
+} // namespace
+
+TEST_SUITE("cache.cli") {
+  TEST_CASE("ls, show and coverage print what the database holds") {
+    TempDir dir;
+    const std::string db = dir.file("user.db");
+    {
+      cache::Database d(db, cache::OpenMode::read_write);
+      d.put(current(0));
+      d.put(current(1, "NVIDIA L4"));
+    }
+    CliResult r = cache_cli("ls --db " + db);
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, db + ": 2 records"));
+    CHECK(contains(r.output, "NVIDIA L4"));
+    CHECK(contains(r.output, "B=1 Sq=512 Sk=512  ->  block_m=128 block_n=64"));
+
+    r = cache_cli(fmt::format("show {} --seqlen=512 --db {}", gpu_flag(), db));
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "candidates  40 tried, 12 pruned, 1 rejected"));
+    CHECK(contains(r.output, "kernel      fwd_mha_d128_bf16_m128n64w4s2"));
+    CHECK(cache_cli("show 12345 --db " + db).exit_code != 0);
+
+    r = cache_cli(fmt::format("coverage --db {} --sku='NVIDIA L4'", db));
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "1 specs on NVIDIA L4"));
+    CHECK(contains(r.output, "B=1 Sq=1024 Sk=1024"));
+    CHECK_FALSE(contains(r.output, kH100));
+  }
+
+  TEST_CASE("explain walks the levels over --db and --base") {
+    TempDir dir;
+    cache::Database(dir.file("base.db"), cache::OpenMode::read_write).put(current(7)); // Sq=4096
+    cache::Database(dir.file("user.db"), cache::OpenMode::read_write).put(current(0));
+    const CliResult r =
+        cache_cli(fmt::format("explain {} --seqlen=3000 --db {} --base {}", gpu_flag(),
+                              dir.file("user.db"), dir.file("base.db")));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "bucket  Sq 2049..4096 Sk 2049..4096 B*H 17..32"));
+    CHECK(contains(r.output, fmt::format("bucket   hit   {}  <- used", dir.file("base.db"))));
+    CHECK(contains(r.output, "nearest shape in bucket"));
+    CHECK(contains(r.output, "no record for B=1 Sq=3000 Sk=3000"));
+  }
+
+  TEST_CASE("export and import round-trip the records") {
+    TempDir dir;
+    {
+      cache::Database d(dir.file("a.db"), cache::OpenMode::read_write);
+      for (int i = 0; i < 5; ++i)
+        d.put(current(i));
+    }
+    CliResult r =
+        cache_cli(fmt::format("export --json --db {} -o {}", dir.file("a.db"), dir.file("a.json")));
+    REQUIRE(r.exit_code == 0);
+    CHECK(contains(read_bytes(dir.file("a.json")), "\"format\": \"attnjit-cache-records\""));
+    r = cache_cli(fmt::format("import {} --db {}", dir.file("a.json"), dir.file("b.db")));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "5 added, 0 identical, 0 conflicts"));
+    cache::Database a(dir.file("a.db"), cache::OpenMode::read_only);
+    cache::Database b(dir.file("b.db"), cache::OpenMode::read_only);
+    REQUIRE(b.count_records() == 5);
+    for (int i = 0; i < 5; ++i)
+      CHECK(b.find(key_of(current(i))) == current(i));
+
+    write_bytes(dir.file("bad.json"), R"({"format": "attnjit-cache-records", "version": 1,
+      "records": [{"device": {"sku": "x"}}]})");
+    r = cache_cli(fmt::format("import {} --db {}", dir.file("bad.json"), dir.file("b.db")));
+    CHECK(r.exit_code != 0);
+    CHECK(contains(r.output, "records[0].device.cc_major: expected an integer"));
+  }
+
+  TEST_CASE("merge reports conflicts and refuses an existing output") {
+    TempDir dir;
+    cache::TuningRecord better = current(1);
+    better.runs = 500;
+    better.config.num_stages = 3;
+    cache::Database(dir.file("a.db"), cache::OpenMode::read_write).put(current(1));
+    cache::Database(dir.file("b.db"), cache::OpenMode::read_write).put(better);
+    const std::string args =
+        fmt::format("merge {} {} -o {}", dir.file("a.db"), dir.file("b.db"), dir.file("out.db"));
+    CliResult r = cache_cli(args);
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "1 conflicts (0 won by A, 1 by B)"));
+    CHECK(contains(r.output, "kept    B (more runs (500 vs 100)): block_m=128 block_n=64 warps=4 "
+                             "stages=3"));
+    r = cache_cli(args);
+    CHECK(r.exit_code != 0);
+    CHECK(contains(r.output, "never overwrites"));
+  }
+
+  TEST_CASE("verify passes a sound file and fails a broken one; prune removes stale records") {
+    TempDir dir;
+    cache::TuningRecord stale = current(2);
+    stale.template_hash = "ffffffffffffffff";
+    {
+      cache::Database d(dir.file("ok.db"), cache::OpenMode::read_write);
+      d.put(current(0));
+      d.put(stale);
+    }
+    CliResult r = cache_cli("verify " + dir.file("ok.db"));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, dir.file("ok.db") + ": ok"));
+    CHECK(contains(r.output, "1 records tuned with other templates"));
+
+    write_bytes(dir.file("noise.db"), std::string(4096, '\x5a'));
+    r = cache_cli("verify " + dir.file("noise.db"));
+    CHECK(r.exit_code == 1);
+    CHECK(contains(r.output,
+                   "problem: cache database " + dir.file("noise.db") + ": not a SQLite database"));
+
+    r = cache_cli(fmt::format("prune --db {} --stale-templates --dry-run", dir.file("ok.db")));
+    CHECK(contains(r.output, "would remove 1 records"));
+    r = cache_cli(fmt::format("prune --db {} --stale-templates", dir.file("ok.db")));
+    CHECK(contains(r.output, "removed 1 records"));
+    CHECK(cache::Database(dir.file("ok.db"), cache::OpenMode::read_only).count_records() == 1);
+    CHECK(cache_cli(fmt::format("prune --db {}", dir.file("ok.db"))).exit_code != 0);
+    CHECK(cache_cli(fmt::format("prune --db {} --older-than=soon", dir.file("ok.db"))).exit_code !=
+          0);
+  }
+}

@@ -1,0 +1,141 @@
+// The pick, apart from any GPU: the tie-break rule, finalists, and tune() end to end on the
+// simulated bench with a fake compiler (invented CUBINs carrying SimBench's markers).
+#include "tuner/select.h"
+#include "tuner/sim_bench.h"
+#include "tuner/tune.h"
+
+#include <attnjit/error.h>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+using namespace attnjit;
+using namespace attnjit::tuner;
+
+namespace {
+
+Timed timed(TileConfig c, double ms) {
+  return {c, c.num_warps * 32, c.block_m * 256 + c.num_stages * c.block_n * 512, ms};
+}
+
+const TileConfig k64{64, 64, 4, 2, false}, k128{128, 64, 4, 2, false}, k128w8{128, 64, 8, 2, false};
+
+// A compiler that compiles nothing: the CUBIN is SimBench's marker for the config.
+CompileFn fake_compiler(std::function<std::string(const std::string& slug)> marker = {}) {
+  return [marker](const runtime::CompileRequest& r) {
+    runtime::CompiledProgram p;
+    const std::string m = marker ? marker(r.program_name) : "SIM:ok";
+    p.cubin.assign(m.begin(), m.end());
+    p.lowered_names = {"fake_kernel"};
+    p.resources = {{"fake_kernel", 128, 0, 0, 0, 0}};
+    return p;
+  };
+}
+
+AttentionProblem small_problem() {
+  AttentionProblem p;
+  p.spec.head_dim_qk = p.spec.head_dim_v = 64;
+  p.spec.num_heads = p.spec.num_kv_heads = 8;
+  p.shape = {2, 1024, 1024};
+  return p;
+}
+
+} // namespace
+
+TEST_SUITE("tuner.select") {
+  TEST_CASE("configs order lexicographically and ties go to fewer threads, then less smem") {
+    CHECK(config_less(k64, k128));
+    CHECK(config_less({128, 64, 4, 2, false}, {128, 64, 4, 2, true}));
+    CHECK_FALSE(config_less(k128, k128));
+    CHECK(preferred(timed(k128, 1), timed(k128w8, 1)));          // 128 threads before 256
+    CHECK(preferred(timed(k64, 1), timed(k128, 1)));             // same threads, less smem
+    Timed a = timed(k64, 1), b = timed({64, 64, 4, 2, true}, 1); // same threads and smem
+    CHECK(preferred(a, b));
+    CHECK_FALSE(preferred(b, a));
+  }
+
+  TEST_CASE("pick: the fastest wins outside the band, the tie-break inside it") {
+    // k128w8 is fastest; k64 is 1% slower: a tie, and k64 has fewer threads and less smem.
+    std::vector<Timed> t{timed(k128w8, 1.00), timed(k64, 1.01), timed(k128, 1.02)};
+    CHECK(t[pick(t, 0.015)].config == k64);
+    CHECK(t[pick(t, 0.005)].config == k128w8); // a narrower band: no tie
+    t[1].median_ms = 0;                        // untimed: never picked
+    CHECK(t[pick(t, 0.015)].config == k128w8);
+    t[2].median_ms = 1.01; // now a tie, and 128 threads beat 256
+    CHECK(t[pick(t, 0.015)].config == k128);
+    // The order of the list does not matter.
+    std::vector<Timed> r{t.rbegin(), t.rend()};
+    CHECK(r[pick(r, 0.015)].config == k128);
+    CHECK_THROWS_AS(pick(std::vector<Timed>{timed(k64, 0)}, 0.015), Error);
+  }
+
+  TEST_CASE("finalists: the fastest few, near ties and the default, in config order") {
+    std::vector<Timed> t;
+    for (int i = 0; i < 10; ++i)
+      t.push_back(timed({64 + 64 * (i % 2), 32 << (i % 3), 4 << (i % 2), 2 + i / 5, i % 4 == 0},
+                        1.0 + 0.1 * i));
+    SelectionRules rules;
+    rules.finalists = 3;
+    std::vector<size_t> f = finalists(t, rules, 9);
+    CHECK(f.size() == 4);
+    for (size_t i : {0, 1, 2, 9})
+      CHECK(std::count(f.begin(), f.end(), i) == 1);
+    CHECK(std::is_sorted(f.begin(), f.end(), [&](size_t a, size_t b) {
+      return config_less(t[a].config, t[b].config);
+    }));
+    // Everything within twice the band joins, up to the cap.
+    for (size_t i = 0; i < t.size(); ++i)
+      t[i].median_ms = 1.0 + 0.0001 * double(i);
+    rules.max_finalists = 6;
+    CHECK(finalists(t, rules).size() == 6);
+    CHECK(combine_rounds(std::vector<double>{3, 1, 2}) == 2);
+    CHECK(combine_rounds(std::vector<double>{4, 1, 2, 3}) == 2.5);
+  }
+
+  TEST_CASE("tune on the simulated bench: rejects what misbehaves, picks deterministically") {
+    const AttentionProblem problem = small_problem();
+    TuneOptions options;
+    options.compile = fake_compiler([](const std::string& slug) -> std::string {
+      if (slug.ends_with("m64n32w4s2")) return kSimWrong;
+      if (slug.ends_with("m64n64w4s3")) return kSimFault;
+      return "SIM:ok";
+    });
+    ThreadPool pool(2);
+    const codegen::ArchLimits device = codegen::arch_limits("sm_90a");
+    SimBench bench(0);
+    const TuneReport a = tune(problem, &bench, device, pool, options);
+    CHECK(a.rejected == 2);
+    CHECK(a.tried + a.pruned == a.enumerated);
+    CHECK(a.default_ms > 0);
+    CHECK(a.median_ms <= a.default_ms * (1 + options.selection.tie_band));
+    CHECK(a.speedup == doctest::Approx(a.default_ms / a.median_ms));
+    CHECK_FALSE(a.winner == TileConfig{64, 32, 4, 2, false});
+    int wrong = 0, crashed = 0;
+    for (const CandidateReport& c : a.candidates)
+      if (c.outcome)
+        wrong += c.outcome->status == Status::wrong,
+            crashed += c.outcome->status == Status::crashed;
+    CHECK(wrong == 1);
+    CHECK(crashed == 1);
+    SimBench again(0);
+    CHECK(tune(problem, &again, device, pool, options).winner == a.winner);
+  }
+
+  TEST_CASE("a candidate budget samples the same configs every time, the default first") {
+    TuneOptions options;
+    options.compile = fake_compiler();
+    options.budget.candidates = 5;
+    ThreadPool pool(2);
+    SimBench bench(0);
+    const codegen::ArchLimits device = codegen::arch_limits("sm_90a");
+    const TuneReport a = tune(small_problem(), &bench, device, pool, options);
+    const TuneReport b = tune(small_problem(), &bench, device, pool, options);
+    CHECK(a.tried == 5);
+    CHECK(a.winner == b.winner);
+    options.budget = {0, 1e-9}; // seconds: only the default is still timed
+    const TuneReport c = tune(small_problem(), &bench, device, pool, options);
+    CHECK(c.budget_exhausted);
+    CHECK(c.winner == c.default_config);
+  }
+}

@@ -1,0 +1,40 @@
+// The Bench on a GPU in this process: fixed random inputs with guard bands, the fp64 reference
+// on sampled rows, and per candidate: a fresh poisoned output, one checked run, then the timing.
+// A candidate that crashes the context leaves this bench unusable; WorkerBench runs it in a
+// child process for that reason, and `attnjit tune-worker` is that child.
+#pragma once
+
+#include "tuner/bench.h"
+
+#include <map>
+#include <memory>
+
+namespace attnjit::tuner {
+
+class CandidateModule;
+
+class GpuBench : public Bench {
+public:
+  // Creates (or retains) the device's primary context on this thread. Throws Error(no_device).
+  explicit GpuBench(int device);
+  ~GpuBench() override;
+
+  const BenchDevice& device() const override { return device_; }
+  void prepare(const ProblemSetup& setup) override;
+  Outcome evaluate(const CompiledCandidate& candidate) override;
+  std::vector<std::vector<double>> remeasure(const std::vector<CompiledCandidate>& candidates,
+                                             int rounds, const MeasureOptions& options) override;
+
+private:
+  struct Problem; // inputs, reference rows, timing outputs
+  const CandidateModule& module_for(const CompiledCandidate& candidate);
+  Outcome check_and_time(const CompiledCandidate& candidate, const CandidateModule& module);
+
+  int ordinal_;
+  BenchDevice device_;
+  std::unique_ptr<Problem> problem_;
+  std::map<int, std::unique_ptr<CandidateModule>> modules_; // by candidate id, for remeasure
+  std::string dead_; // why the context is unusable, once a candidate crashed it
+};
+
+} // namespace attnjit::tuner

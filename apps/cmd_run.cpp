@@ -28,6 +28,16 @@ using namespace llvm;
 namespace attnjit::apps {
 namespace {
 
+// Where the plan's config and cubin came from (the tuning database, docs/CACHE.md).
+template <class Plan> void print_cache_use(const Plan& plan) {
+  const auto source = plan.config_source();
+  fmt::print("config     from {}; cubin {}\n",
+             source ? cache::to_string(*source) : "the command line",
+             plan.binary_from_cache() ? "from the cache database" : "compiled by NVRTC");
+  for (const std::string& warning : plan.cache_warnings())
+    fmt::print("warning    {}\n", warning);
+}
+
 cl::SubCommand Run("run", "Run the forward (or backward) kernel: check it against a reference, "
                           "then time it");
 ProblemOptions Problem(Run);
@@ -100,6 +110,7 @@ int run_forward(const AttentionProblem& problem, const DeviceInfo& gpu) {
   fmt::print("gpu        {} ({})\n", gpu.name, gpu.arch());
   fmt::print("problem    {} {}\n", problem.spec, problem.shape);
   fmt::print("kernel     {}: {}\n", kernel_slug(problem.spec, plan.config()), plan.config());
+  print_cache_use(plan);
   fmt::print("resources  {} registers, {} B smem, {} B local per thread\n",
              plan.registers_per_thread(), plan.shared_memory_bytes(), plan.local_memory_bytes());
 
@@ -144,6 +155,7 @@ int run_backward(const AttentionProblem& problem, const DeviceInfo& gpu) {
   fmt::print("gpu        {} ({})\n", gpu.name, gpu.arch());
   fmt::print("problem    {} {}\n", problem.spec, problem.shape);
   fmt::print("kernel     {}: {}\n", kernel_slug(problem.spec, plan.config()), plan.config());
+  print_cache_use(plan);
   fmt::print("resources  {} registers, {} B smem, {} B local per thread (dK/dV kernel)\n",
              plan.registers_per_thread(), plan.shared_memory_bytes(), plan.local_memory_bytes());
   fmt::print("workspace  {} B\n", plan.workspace_bytes());

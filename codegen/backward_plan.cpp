@@ -88,6 +88,15 @@ const TileConfig& BackwardPlan::config() const {
 size_t BackwardPlan::workspace_bytes() const {
   return size_t(impl_->dsum_floats + impl_->dq_accum_floats + impl_->dkv_partial_floats) * 4;
 }
+std::optional<cache::LookupSource> BackwardPlan::config_source() const {
+  return impl_->plan.config_source;
+}
+bool BackwardPlan::binary_from_cache() const {
+  return impl_->plan.binary_from_cache;
+}
+const std::vector<std::string>& BackwardPlan::cache_warnings() const {
+  return impl_->plan.cache_warnings;
+}
 int BackwardPlan::registers_per_thread() const {
   return impl_->plan.kernel->registers;
 }

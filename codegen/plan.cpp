@@ -47,6 +47,15 @@ const AttentionProblem& ForwardPlan::problem() const {
 const TileConfig& ForwardPlan::config() const {
   return impl_->plan.config;
 }
+std::optional<cache::LookupSource> ForwardPlan::config_source() const {
+  return impl_->plan.config_source;
+}
+bool ForwardPlan::binary_from_cache() const {
+  return impl_->plan.binary_from_cache;
+}
+const std::vector<std::string>& ForwardPlan::cache_warnings() const {
+  return impl_->plan.cache_warnings;
+}
 int ForwardPlan::registers_per_thread() const {
   return impl_->plan.kernel->registers;
 }

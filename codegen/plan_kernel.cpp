@@ -2,14 +2,34 @@
 
 #include <attnjit/error.h>
 
+#include "cache/layered_cache.h"
+#include "codegen/embedded_templates.h"
 #include "codegen/tile_rules.h"
 #include "runtime/driver.h"
 
 #include <fmt/format.h>
 
 #include <climits>
+#include <map>
+#include <mutex>
 
 namespace attnjit::codegen {
+
+// One cache per database location per process, shared by every plan (Cache locks itself).
+static cache::Cache& process_cache(const std::string& sku) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<cache::Cache>> caches;
+  cache::CacheOptions options = cache::default_cache_options(sku);
+  const std::string where = options.user_path + "|" + options.base_path;
+  std::lock_guard lock(mutex);
+  auto& entry = caches[where];
+  if (!entry) entry = std::make_unique<cache::Cache>(std::move(options));
+  return *entry;
+}
+
+static bool has_database(cache::Cache& c) {
+  return c.user() != nullptr || c.base() != nullptr;
+}
 
 PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<TileConfig> config,
                                int device) {
@@ -18,7 +38,15 @@ PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<Ti
   PlanKernel out;
   out.device = query_device(device);
   const ArchLimits limits{out.device.arch(), out.device.max_smem_per_block, 1024};
-  out.config = config ? *config : default_config(problem.spec, limits);
+  cache::Cache& db = process_cache(out.device.name);
+  if (config) {
+    out.config = *config;
+  } else {
+    const cache::LookupResult found =
+        db.lookup({out.device.name, problem.spec, problem.shape}, limits);
+    out.config = found.config;
+    out.config_source = found.source;
+  }
   if (std::string why = why_not(problem.spec, out.config, limits); !why.empty())
     throw Error(ErrorKind::invalid_argument,
                 fmt::format("config {} cannot run {} on {} ({}): {}", to_string(out.config),
@@ -29,7 +57,28 @@ PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<Ti
                                         out.generated.name_expressions(),
                                         out.device.arch(),
                                         {}};
-  out.kernel = runtime::load_kernel(request, device, out.generated.dynamic_smem);
+  if (!has_database(db)) {
+    out.kernel = runtime::load_kernel(request, device, out.generated.dynamic_smem);
+  } else {
+    const cache::BinaryKey key{request.source,
+                               request.name_expressions,
+                               request.arch,
+                               nvrtc_version(),
+                               runtime::default_options(request.arch),
+                               codegen::template_hash()};
+    const cache::BinaryLookup hit = db.find_binary(key);
+    runtime::CompiledProgram program;
+    if (hit.binary) {
+      program.cubin = hit.binary->cubin;
+      program.lowered_names = hit.binary->lowered_names;
+      out.binary_from_cache = true;
+    } else {
+      program = runtime::compile(request);
+      db.put_binary(key, {program.cubin, program.lowered_names});
+    }
+    out.kernel = runtime::load_compiled(program, request, device, out.generated.dynamic_smem);
+  }
+  out.cache_warnings = db.take_warnings();
   return out;
 }
 

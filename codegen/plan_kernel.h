@@ -2,6 +2,7 @@
 // the source, compile and load it (once per process per source and device).
 #pragma once
 
+#include <attnjit/cache.h>
 #include <attnjit/device.h>
 #include <attnjit/spec.h>
 
@@ -10,6 +11,8 @@
 
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace attnjit::codegen {
 
@@ -18,9 +21,15 @@ struct PlanKernel {
   TileConfig config;
   GeneratedKernel generated;
   std::shared_ptr<const runtime::LoadedKernel> kernel;
+  std::optional<cache::LookupSource> config_source; // nullopt: the caller gave the config
+  bool binary_from_cache = false;                   // the cubin came from the database
+  std::vector<std::string> cache_warnings;          // e.g. an unreadable user database
 };
 
-// Throws Error(invalid_argument) naming the config, spec and device when the config cannot run.
+// Without a config, the tuning database chooses (exact shape, then its bucket, then the default
+// table; docs/CACHE.md). With a database, the cubin is looked up there too and stored after a
+// compile, so a warm process does no NVRTC work. Throws Error(invalid_argument) naming the config,
+// spec and device when the config cannot run.
 PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<TileConfig> config,
                                int device);
 

@@ -134,8 +134,7 @@ load(const CompiledProgram& program, const CompileRequest& request, int device, 
 
 } // namespace
 
-std::shared_ptr<const LoadedKernel> load_kernel(const CompileRequest& request, int device,
-                                                int dynamic_smem) {
+static void check_request(const CompileRequest& request, int dynamic_smem) {
   if (request.name_expressions.empty())
     throw Error(ErrorKind::invalid_argument,
                 fmt::format("cannot load {}: the request has no name expression to instantiate",
@@ -144,15 +143,40 @@ std::shared_ptr<const LoadedKernel> load_kernel(const CompileRequest& request, i
     throw Error(ErrorKind::invalid_argument,
                 fmt::format("cannot load {}: dynamic shared memory {} is negative",
                             kernel_name(request), dynamic_smem));
+}
 
+static OnceCache<LoadKey, std::shared_ptr<const LoadedKernel>>& loaded_kernels() {
   static OnceCache<LoadKey, std::shared_ptr<const LoadedKernel>> loaded;
-  const LoadKey key{request.source, request.name_expressions,
-                    request.arch,   request.extra_options,
-                    device,         dynamic_smem};
-  return loaded.get(key, [&] {
+  return loaded;
+}
+
+static LoadKey key_of(const CompileRequest& request, int device, int dynamic_smem) {
+  return {request.source, request.name_expressions, request.arch, request.extra_options, device,
+          dynamic_smem};
+}
+
+std::shared_ptr<const LoadedKernel> load_kernel(const CompileRequest& request, int device,
+                                                int dynamic_smem) {
+  check_request(request, dynamic_smem);
+  return loaded_kernels().get(key_of(request, device, dynamic_smem), [&] {
     // Before compiling: a bad ordinal should not cost an NVRTC run.
     use_device(device);
     return load(compile(request), request, device, dynamic_smem);
+  });
+}
+
+std::shared_ptr<const LoadedKernel> load_compiled(const CompiledProgram& program,
+                                                  const CompileRequest& request, int device,
+                                                  int dynamic_smem) {
+  check_request(request, dynamic_smem);
+  if (program.lowered_names.size() != request.name_expressions.size())
+    throw Error(ErrorKind::invalid_argument,
+                fmt::format("cannot load {}: {} lowered names for {} name expressions",
+                            kernel_name(request), program.lowered_names.size(),
+                            request.name_expressions.size()));
+  return loaded_kernels().get(key_of(request, device, dynamic_smem), [&] {
+    use_device(device);
+    return load(program, request, device, dynamic_smem);
   });
 }
 

@@ -25,4 +25,10 @@ struct LoadedKernel {
 std::shared_ptr<const LoadedKernel> load_kernel(const CompileRequest& request, int device,
                                                 int dynamic_smem);
 
+// The same for a program compiled earlier (the binary cache's cubin): no NVRTC work. The request
+// names the kernels and keys the per-process cache, as above.
+std::shared_ptr<const LoadedKernel> load_compiled(const CompiledProgram& program,
+                                                  const CompileRequest& request, int device,
+                                                  int dynamic_smem);
+
 } // namespace attnjit::runtime

@@ -7,11 +7,14 @@
 // be captured in a CUDA graph.
 #pragma once
 
+#include <attnjit/cache.h>
 #include <attnjit/spec.h>
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 struct CUstream_st; // the driver's CUstream is a CUstream_st*; no cuda.h needed here
 
@@ -51,6 +54,13 @@ public:
   const TileConfig& config() const;
   // Throws Error(invalid_argument) naming a null, misaligned or overlapping argument.
   void run(const ForwardArgs& args, Stream stream) const;
+
+  // Where config() came from: the tuning database (the exact shape or its bucket) or the default
+  // table; nullopt when the caller passed the config. docs/CACHE.md has the lookup order.
+  std::optional<cache::LookupSource> config_source() const;
+  bool binary_from_cache() const; // the cubin came from the database: no NVRTC work
+  // Problems with the databases met while planning (each reported once per process).
+  const std::vector<std::string>& cache_warnings() const;
 
   // Resources of the loaded kernel, for reports and pruning.
   int registers_per_thread() const;
@@ -94,6 +104,10 @@ public:
   // dK/dV are deterministic; dQ's fp32 atomics are not (the order of additions varies) unless
   // the spec asks for `deterministic`, which computes dQ in a kernel of its own.
   void run(const BackwardArgs& args, Stream stream) const;
+
+  std::optional<cache::LookupSource> config_source() const; // as ForwardPlan's
+  bool binary_from_cache() const;
+  const std::vector<std::string>& cache_warnings() const;
 
   int registers_per_thread() const; // of the main kernel
   int shared_memory_bytes() const;

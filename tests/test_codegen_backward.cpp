@@ -3,6 +3,7 @@
 #include "codegen/codegen.h"
 #include "codegen/tile_rules.h"
 #include "runtime/nvrtc_compiler.h"
+#include "tests/nvrtc_sweep.h"
 
 #include <attnjit/error.h>
 
@@ -79,12 +80,7 @@ TEST_SUITE("codegen.backward") {
   }
 
   TEST_CASE("NVRTC compiles every backward instantiation to CUBIN for sm_80 and sm_90a") {
-    struct Job {
-      KernelSpec spec;
-      TileConfig config;
-      std::string arch;
-    };
-    std::vector<Job> jobs;
+    std::vector<test::CompileJob> jobs;
     for (const char* arch : {"sm_80", "sm_90a"})
       for (auto [dqk, dv] : std::initializer_list<std::pair<int, int>>{
                {32, 32}, {64, 64}, {96, 96}, {128, 128}, {192, 128}})
@@ -99,34 +95,10 @@ TEST_SUITE("codegen.backward") {
             deterministic.deterministic = true;
             jobs.push_back({deterministic, codegen::default_config(spec, limits), arch});
           }
-    std::atomic<size_t> next{0};
-    std::mutex mutex;
-    std::vector<std::string> failures;
-    auto worker = [&] {
-      for (size_t i; (i = next++) < jobs.size();) {
-        const Job& job = jobs[i];
-        try {
-          const auto k = codegen::generate_backward(job.spec, job.config);
-          const auto out = runtime::compile({k.source, k.slug, k.name_expressions(), job.arch, {}});
-          const bool elf = out.cubin.size() > 4 && out.cubin[0] == 0x7f && out.cubin[1] == 'E';
-          std::lock_guard lock(mutex);
-          if (!elf) failures.push_back(fmt::format("{} {}: not a cubin", job.arch, k.slug));
-          if (out.lowered_names.size() != 4)
-            failures.push_back(
-                fmt::format("{} {}: {} kernels", job.arch, k.slug, out.lowered_names.size()));
-        } catch (const Error& e) {
-          std::lock_guard lock(mutex);
-          failures.push_back(fmt::format("{}: {}", job.arch, e.what()));
-        }
-      }
-    };
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < std::max(1u, std::thread::hardware_concurrency()); ++t)
-      pool.emplace_back(worker);
-    for (auto& t : pool)
-      t.join();
-    MESSAGE(fmt::format("compiled {} backward instantiations", jobs.size()));
-    for (const auto& f : failures)
+    const test::SweepResult result = test::compile_all(jobs);
+    MESSAGE(fmt::format("compiled {} backward instantiations ({} spill registers)", jobs.size(),
+                        result.spilling));
+    for (const auto& f : result.failures)
       FAIL_CHECK(f);
   }
 }

@@ -1,4 +1,5 @@
 #include "tuner/reference.h"
+#include "tuner/parallel_for.h"
 
 #include <attnjit/error.h>
 
@@ -20,36 +21,6 @@ namespace attnjit::tuner {
 namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-
-// Runs body(begin, end) over [0, n) in chunks on up to hardware_concurrency threads. `attnjit run`
-// checks ~1000 rows of a 4096-key problem: a few seconds on one core, well under one on 16.
-template <class Body> void parallel_for(int64_t n, int64_t chunk, const Body& body) {
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  const int64_t threads =
-      std::min<int64_t>(chunks, std::max(1u, std::thread::hardware_concurrency()));
-  if (threads <= 1) {
-    if (n > 0) body(0, n);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  std::exception_ptr failure;
-  std::mutex failure_mutex;
-  auto worker = [&] {
-    try {
-      for (int64_t c; (c = next.fetch_add(1)) < chunks;)
-        body(c * chunk, std::min(n, (c + 1) * chunk));
-    } catch (...) {
-      std::lock_guard lock(failure_mutex);
-      if (!failure) failure = std::current_exception();
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int64_t t = 0; t < threads; ++t)
-    pool.emplace_back(worker);
-  for (auto& t : pool)
-    t.join();
-  if (failure) std::rethrow_exception(failure);
-}
 
 uint16_t float_to_bf16(float value) {
   uint32_t x = std::bit_cast<uint32_t>(value);

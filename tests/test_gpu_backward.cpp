@@ -22,6 +22,7 @@
 #include <functional>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -86,6 +87,8 @@ struct Case {
   int64_t sample_rows = 0;         // dQ rows to check; 0: every row
   int64_t sample_keys = 0;         // dK/dV rows to check, from at most 2 (batch, KV head); 0: all
   bool may_be_unsupported = false; // Error(unsupported) from a plan is a note, not a failure
+  uint64_t seed = 0;               // inputs; 0: a fresh one (test_seed())
+  std::string repro;               // a command line that reproduces the case, for failures
 };
 
 struct Outcome {
@@ -152,7 +155,7 @@ void run_both(const test::BuiltBackward& plans, test::DeviceBackward& device) {
 
 // One run on fresh inputs, checked every way this file knows.
 Outcome check_run(const test::BuiltBackward& plans, const Case& c) {
-  const uint64_t seed = test::test_seed();
+  const uint64_t seed = c.seed ? c.seed : test::test_seed();
   INFO(replay_hint(seed));
   const tuner::HostBackwardData data = tuner::random_backward_inputs(c.problem, seed);
   test::DeviceBackward device =
@@ -185,6 +188,7 @@ std::vector<Outcome> run_cases(const std::vector<Case>& cases) {
   std::vector<Outcome> outcomes(cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO(describe(cases[i].problem, cases[i].config, cases[i].dout));
+    INFO(cases[i].repro);
     try {
       if (plans[i].error) std::rethrow_exception(plans[i].error);
       outcomes[i] = check_run(plans[i], cases[i]);
@@ -634,4 +638,41 @@ TEST_SUITE("gpu.backward") {
     CHECK_MESSAGE(guards.empty(), guards);
   }
 
+  // Issue 3's random sweep: fresh shapes every run (the seed is printed), each failure with the
+  // command line that reruns it through the CLI. Small sizes keep the fp64 reference quick.
+  TEST_CASE("random sweep of 128 shapes, forward then backward" * needs_gpu()) {
+    const uint64_t sweep_seed = test::test_seed();
+    MESSAGE(fmt::format("sweep seed {} (ATTNJIT_TEST_SEED={} repeats the shapes)", sweep_seed,
+                        sweep_seed));
+    std::mt19937_64 rng(sweep_seed);
+    const std::pair<int, int> dims[] = {{32, 32}, {64, 64}, {96, 96}, {128, 128}, {192, 128}};
+    const int heads[] = {1, 2, 4, 8};
+    std::vector<Case> cases;
+    for (int i = 0; i < 128; ++i) {
+      const auto [dqk, dv] = dims[rng() % 5];
+      const int h = heads[rng() % 4];
+      int kv = h;
+      while (rng() % 2 && kv > 1)
+        kv /= 2; // GQA ratios 1..8, MQA
+      const bool packed = kv == h && dqk == dv && rng() % 4 == 0;
+      const int64_t sq = 1 + rng() % 300, sk = packed ? sq : int64_t(rng() % 301);
+      AttentionProblem p = make_problem(rng() % 2 ? DType::bf16 : DType::fp16, dqk,
+                                        rng() % 2 ? Mask::causal : Mask::none,
+                                        {int64_t(1 + rng() % 3), sq, sk}, h, kv);
+      p.spec.head_dim_v = dv;
+      p.spec.layout = packed ? Layout::packed_qkv : Layout::separate;
+      p.spec.deterministic = rng() % 4 == 0;
+      Case c{p};
+      c.sample_rows = 64, c.sample_keys = 32;
+      c.seed = rng() | 1;
+      c.repro = fmt::format(
+          "repro: attnjit run --pass=bwd --dtype={} --batch={} --seqlen-q={} --seqlen-k={} "
+          "--heads={} --kv-heads={} --head-dim={} --head-dim-v={}{}{}{} --seed={}",
+          to_string(p.spec.dtype), p.shape.batch, sq, sk, h, kv, dqk, dv,
+          p.spec.mask == Mask::causal ? " --causal" : "", packed ? " --layout=packed" : "",
+          p.spec.deterministic ? " --deterministic" : "", c.seed);
+      cases.push_back(c);
+    }
+    run_cases(cases);
+  }
 } // TEST_SUITE

@@ -183,7 +183,7 @@ void BackwardPlan::run(const BackwardArgs& a, Stream stream) const {
   p.softmax_scale = effective_softmax_scale(m.problem);
   p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
 
-  runtime::use_device(m.device);
+  runtime::make_current(m.plan.context); // no allocation: run() is graph-capturable
   const auto cu_stream = reinterpret_cast<CUstream>(stream);
   const auto& functions = m.plan.kernel->functions; // main, D pre-pass, dQ conversion
   void* args[] = {&p};

@@ -108,7 +108,7 @@ void ForwardPlan::run(const ForwardArgs& args, Stream stream) const {
   p.softmax_scale = effective_softmax_scale(m.problem);
   p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
 
-  runtime::use_device(m.device);
+  runtime::make_current(m.plan.context); // no allocation: run() is graph-capturable
   void* kernel_args[] = {&p};
   const unsigned grid = unsigned(int64_t(m.num_m_blocks) * sh.batch * s.num_heads);
   ATTNJIT_CU(cuLaunchKernel(m.plan.kernel->function, grid, 1, 1, m.plan.generated.threads, 1, 1,

@@ -34,8 +34,8 @@ static bool has_database(cache::Cache& c) {
 PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<TileConfig> config,
                                int device) {
   validate(problem);
-  runtime::use_device(device);
   PlanKernel out;
+  out.context = runtime::device_context(device);
   out.device = query_device(device);
   const ArchLimits limits{out.device.arch(), out.device.max_smem_per_block, 1024};
   cache::Cache& db = process_cache(out.device.name);

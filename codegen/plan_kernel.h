@@ -18,6 +18,7 @@ namespace attnjit::codegen {
 
 struct PlanKernel {
   DeviceInfo device;
+  CUcontext context = nullptr; // the device's primary context, made current by run()
   TileConfig config;
   GeneratedKernel generated;
   std::shared_ptr<const runtime::LoadedKernel> kernel;

@@ -223,4 +223,18 @@ void use_device(int ordinal) {
   check(api.cuCtxSetCurrent(context), fmt::format("cuCtxSetCurrent(device {})", ordinal).c_str());
 }
 
+CUcontext device_context(int ordinal) {
+  use_device(ordinal);
+  CUcontext context = nullptr;
+  check(driver().cuCtxGetCurrent(&context), "cuCtxGetCurrent()");
+  return context;
+}
+
+void make_current(CUcontext context) {
+  const DriverApi& api = driver();
+  CUcontext current = nullptr;
+  check(api.cuCtxGetCurrent(&current), "cuCtxGetCurrent()");
+  if (current != context) check(api.cuCtxSetCurrent(context), "cuCtxSetCurrent(plan's context)");
+}
+
 } // namespace attnjit::runtime

@@ -62,6 +62,14 @@ const DriverApi& driver();
 // Error(invalid_argument) for an ordinal the driver does not have.
 void use_device(int ordinal);
 
+// The primary context use_device(ordinal) retained: plans keep it, so that run() can make it
+// current without the checks, locks and message formatting of use_device.
+CUcontext device_context(int ordinal);
+
+// Makes `context` current on this thread if it is not already: two cheap driver calls, no
+// allocation, for the launch path.
+void make_current(CUcontext context);
+
 // The driver's handle for device `ordinal`, after the same check as use_device; needs no context.
 CUdevice device_handle(int ordinal);
 

@@ -85,49 +85,62 @@ __global__ void __launch_bounds__(K::kThreads)
     const float* lse = stats + slot * 2 * BM;
     const float* dsum = lse + BM;
 
-    float s[KT][MT8][4], dp[KT][MT8][4]; // S^T then P^T; dP^T then dS^T: (kWarpKeys, BLOCK_M)
-    mma.template rows_times_cols_t<typename K::KTile, typename K::QTile>(s, sK,
-                                                                         sQ_i); // S^T = K Q^T
-    const bool edge =
-        n0 + K::kBlockN > p.seqlen_k || (K::kCausal && n0 + key0 + K::kWarpKeys - 1 > m0 + diag);
+    // P^T and dS^T live on as packed dtype fragments: 16 registers each instead of 32 fp32,
+    // which is what keeps dK and dV (128 fp32 registers at d128) from spilling.
+    using Frags = typename BwdWarpMma<K>::Frags;
+    Frags p_frag, ds_frag;
+    {
+      float s[KT][MT8][4]; // S^T = K Q^T, then P^T: (kWarpKeys, BLOCK_M)
+      mma.template rows_times_cols_t<typename K::KTile, typename K::QTile>(s, sK, sQ_i);
+      const bool edge = n0 + K::kBlockN > p.seqlen_k ||
+                        (K::kCausal && n0 + key0 + K::kWarpKeys - 1 > m0 + diag);
 #pragma unroll
-    for (int mt = 0; mt < MT8; ++mt)
+      for (int mt = 0; mt < MT8; ++mt)
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int col = mt * 8 + (lane % 4) * 2 + e, query = m0 + col;
-        // A query past Sq, or one that sees no key (LSE -inf), gets P = 0: subtract +inf.
-        const float l = lse[col];
-        const float lse_log2 = query >= p.seqlen_q || l == neg_inf() ? __int_as_float(0x7f800000)
-                                                                     : l * 1.4426950408889634f;
+        for (int e = 0; e < 2; ++e) {
+          const int col = mt * 8 + (lane % 4) * 2 + e, query = m0 + col;
+          // A query past Sq, or one that sees no key (LSE -inf), gets P = 0: subtract +inf.
+          const float l = lse[col];
+          const float lse_log2 = query >= p.seqlen_q || l == neg_inf()
+                                     ? __int_as_float(0x7f800000)
+                                     : l * 1.4426950408889634f;
 #pragma unroll
-        for (int kt = 0; kt < KT; ++kt)
+          for (int kt = 0; kt < KT; ++kt)
 #pragma unroll
-          for (int hf = 0; hf < 2; ++hf) {
-            float& x = s[kt][mt][2 * hf + e];
-            const int key = n0 + key0 + kt * 16 + lane / 4 + hf * 8;
-            const bool masked = edge && (key >= p.seqlen_k || (K::kCausal && key > query + diag));
-            x = masked ? 0.f : ex2(fmaf(x, p.softmax_scale_log2, -lse_log2));
-          }
-      }
-    mma.template rows_times_cols_t<typename K::VTile, typename K::DoTile>(dp, sV,
-                                                                          sDo_i); // dP^T = V dO^T
+            for (int hf = 0; hf < 2; ++hf) {
+              float& x = s[kt][mt][2 * hf + e];
+              const int key = n0 + key0 + kt * 16 + lane / 4 + hf * 8;
+              const bool masked =
+                  edge && (key >= p.seqlen_k || (K::kCausal && key > query + diag));
+              x = masked ? 0.f : ex2(fmaf(x, p.softmax_scale_log2, -lse_log2));
+            }
+        }
+      BwdWarpMma<K>::pack(s, p_frag);
+    }
+    mma.template accumulate_t<typename K::DoTile>(dv, p_frag, sDo_i); // dV += P^T dO
+    {
+      float dp[KT][MT8][4]; // dP^T = V dO^T, then dS^T = P^T (dP^T - D)
+      mma.template rows_times_cols_t<typename K::VTile, typename K::DoTile>(dp, sV, sDo_i);
 #pragma unroll
-    for (int mt = 0; mt < MT8; ++mt)
+      for (int mt = 0; mt < MT8; ++mt)
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const float d = dsum[mt * 8 + (lane % 4) * 2 + e];
+        for (int e = 0; e < 2; ++e) {
+          const float d = dsum[mt * 8 + (lane % 4) * 2 + e];
 #pragma unroll
-        for (int kt = 0; kt < KT; ++kt)
+          for (int kt = 0; kt < KT; ++kt)
 #pragma unroll
-          for (int hf = 0; hf < 2; ++hf) {
-            float& x = dp[kt][mt][2 * hf + e];
-            x = s[kt][mt][2 * hf + e] * (x - d); // dS^T = P^T (dP^T - D)
-          }
-      }
-    mma.template accumulate_t<typename K::DoTile>(dv, s, sDo_i); // dV += P^T dO
-    mma.template accumulate_t<typename K::QTile>(dk, dp, sQ_i);  // dK += dS^T Q (scaled at the end)
+            for (int hf = 0; hf < 2; ++hf) {
+              const u32 pp = p_frag[kt][mt / 2][(mt % 2) * 2 + hf];
+              const float pv = e == 0 ? Dtype<T>::lo(pp) : Dtype<T>::hi(pp);
+              float& x = dp[kt][mt][2 * hf + e];
+              x = pv * (x - d);
+            }
+        }
+      BwdWarpMma<K>::pack(dp, ds_frag);
+    }
+    mma.template accumulate_t<typename K::QTile>(dk, ds_frag, sQ_i); // dK += dS^T Q (scaled later)
     if constexpr (K::kAccumulateDq) {
-      mma.store_ds(dp, sDs);
+      mma.store_ds(ds_frag, sDs);
       __syncthreads(); // all of dS^T in shared memory
       mma.dq_atomic_add(p, sDs, sK, b, h, m0, warp);
     }

@@ -53,36 +53,44 @@ template <class K> struct BwdWarpMma {
     }
   }
 
-  // acc += X C with X (kWarpKeys, BLOCK_M) in registers (P^T or dS^T, C layout, re-packed as A
-  // fragments) and C a (BLOCK_M, D) tile in shared memory (dO or Q), read transposed.
+  // A (kWarpKeys, BLOCK_M) fp32 matrix in the MMA's C layout, re-packed in the dtype as the A
+  // fragments of the next MMA: frag[kt][kp] holds query columns kp*16 .. kp*16+15. Element
+  // (kt, mt, 2*hf + e) of the C layout is half e of frag[kt][mt / 2][(mt % 2) * 2 + hf].
+  static constexpr int KP = K::kBlockM / 16;
+  using Frags = u32[KT][KP][4];
+
+  __device__ __forceinline__ static void pack(const float (&x)[KT][MT8][4], Frags& frag) {
+#pragma unroll
+    for (int kt = 0; kt < KT; ++kt)
+#pragma unroll
+      for (int mt = 0; mt < MT8; ++mt)
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf)
+          frag[kt][mt / 2][(mt % 2) * 2 + hf] =
+              Dtype<T>::pack(x[kt][mt][2 * hf], x[kt][mt][2 * hf + 1]);
+  }
+
+  // acc += X C with X (kWarpKeys, BLOCK_M) packed A fragments (P^T or dS^T) and C a
+  // (BLOCK_M, D) tile in shared memory (dO or Q), read transposed.
   template <class ColTile, int D8>
-  __device__ __forceinline__ void accumulate_t(float (&acc)[KT][D8][4],
-                                               const float (&x)[KT][MT8][4], u32 cols) const {
+  __device__ __forceinline__ void accumulate_t(float (&acc)[KT][D8][4], const Frags& a,
+                                               u32 cols) const {
 #pragma unroll
-    for (int kp = 0; kp < K::kBlockM / 16; ++kp) {
-      u32 a[KT][4];
-#pragma unroll
-      for (int kt = 0; kt < KT; ++kt) {
-        a[kt][0] = Dtype<T>::pack(x[kt][2 * kp][0], x[kt][2 * kp][1]);
-        a[kt][1] = Dtype<T>::pack(x[kt][2 * kp][2], x[kt][2 * kp][3]);
-        a[kt][2] = Dtype<T>::pack(x[kt][2 * kp + 1][0], x[kt][2 * kp + 1][1]);
-        a[kt][3] = Dtype<T>::pack(x[kt][2 * kp + 1][2], x[kt][2 * kp + 1][3]);
-      }
+    for (int kp = 0; kp < KP; ++kp)
 #pragma unroll
       for (int dt = 0; dt < D8; dt += 2) {
         u32 bf[4];
         ldmatrix_x4_trans(bf, cols + ColTile::row_offset(kp * 16 + (lane & 15)) + cols_a(dt / 2));
 #pragma unroll
         for (int kt = 0; kt < KT; ++kt) {
-          mma_16816<T>(acc[kt][dt], a[kt], bf[0], bf[1]);
-          mma_16816<T>(acc[kt][dt + 1], a[kt], bf[2], bf[3]);
+          mma_16816<T>(acc[kt][dt], a[kt][kp], bf[0], bf[1]);
+          mma_16816<T>(acc[kt][dt + 1], a[kt][kp], bf[2], bf[3]);
         }
       }
-    }
   }
 
-  // dS^T (kWarpKeys, BLOCK_M) -> shared memory in the dtype, for dQ = dS K.
-  __device__ __forceinline__ void store_ds(const float (&ds)[KT][MT8][4], u32 s_ds) const {
+  // dS^T (kWarpKeys, BLOCK_M), packed, -> shared memory, for dQ = dS K.
+  __device__ __forceinline__ void store_ds(const Frags& ds, u32 s_ds) const {
     using DsTile = typename K::DsTile;
 #pragma unroll
     for (int kt = 0; kt < KT; ++kt)
@@ -92,8 +100,7 @@ template <class K> struct BwdWarpMma {
         for (int hf = 0; hf < 2; ++hf) {
           const int row = key0 + kt * 16 + lane / 4 + hf * 8;
           const u32 addr = s_ds + DsTile::offset(row, mt) + (lane % 4) * 4;
-          const u32 packed = Dtype<T>::pack(ds[kt][mt][2 * hf], ds[kt][mt][2 * hf + 1]);
-          asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(packed));
+          asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(ds[kt][mt / 2][(mt % 2) * 2 + hf]));
         }
   }
 
@@ -128,8 +135,7 @@ template <class K> struct BwdWarpMma {
 #pragma unroll
       for (int dt = 0; dt < DT; ++dt) {
         const int col = col0 + dt * 8 + (lane % 4) * 2;
-        red_add(dq + static_cast<i64>(row) * K::kDqk + col, acc[dt][2 * hf]);
-        red_add(dq + static_cast<i64>(row) * K::kDqk + col + 1, acc[dt][2 * hf + 1]);
+        red_add2(dq + static_cast<i64>(row) * K::kDqk + col, acc[dt][2 * hf], acc[dt][2 * hf + 1]);
       }
     }
   }

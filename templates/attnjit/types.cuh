@@ -24,12 +24,27 @@ template <> struct Dtype<bf16_t> {
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
   }
+  // bf16 is the top half of an fp32: widening is a shift, exact.
+  static __device__ __forceinline__ float lo(u32 packed) { return __uint_as_float(packed << 16); }
+  static __device__ __forceinline__ float hi(u32 packed) {
+    return __uint_as_float(packed & 0xffff0000u);
+  }
 };
 
 template <> struct Dtype<fp16_t> {
   static __device__ __forceinline__ u32 pack(float lo, float hi) {
     u32 r;
     asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+  }
+  static __device__ __forceinline__ float lo(u32 packed) {
+    float r;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(static_cast<unsigned short>(packed & 0xffffu)));
+    return r;
+  }
+  static __device__ __forceinline__ float hi(u32 packed) {
+    float r;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(static_cast<unsigned short>(packed >> 16)));
     return r;
   }
 };

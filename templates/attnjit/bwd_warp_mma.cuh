@@ -113,16 +113,27 @@ template <class K> struct BwdWarpMma {
     const int row_tile = warp / K::kDqWarpsPerRow;
     const int col0 = (warp % K::kDqWarpsPerRow) * K::kDqCols;
     float acc[DT][4] = {};
+    // row_tile and col0 depend on the warp, so their swizzled columns are computed rather than
+    // indexed out of SwizzledCols (a run-time index would put its array in local memory). When a
+    // warp's columns start on a 64-column boundary, the swizzle pattern repeats and col0 is a
+    // plain byte offset.
+    const u32 ds_col = cols_bt.at(row_tile);
+    auto k_col = [&](int dt) {
+      if constexpr (K::kDqCols % 64 == 0)
+        return cols_a(dt / 2) + static_cast<u32>(col0) * 2;
+      else
+        return cols_a.at(col0 / 16 + dt / 2);
+    };
 #pragma unroll
     for (int kn = 0; kn < K::kBlockN / 16; ++kn) {
       u32 a[4]; // dS (16 queries, 16 keys), read transposed out of dS^T
       ldmatrix_x4_trans(a, s_ds + DsTile::row_offset(kn * 16 + (lane & 7) + ((lane >> 4) << 3)) +
-                               cols_bt(row_tile));
+                               ds_col);
 #pragma unroll
       for (int dt = 0; dt < DT; dt += 2) {
         u32 bf[4];
         ldmatrix_x4_trans(bf, s_k + KTile::row_offset(kn * 16 + (lane & 15)) +
-                                  cols_a(col0 / 16 + dt / 2));
+                                  k_col(dt));
         mma_16816<T>(acc[dt], a, bf[0], bf[1]);
         mma_16816<T>(acc[dt + 1], a, bf[2], bf[3]);
       }

@@ -69,9 +69,14 @@ struct SwizzledCols {
     for (int j = 0; j < 4; ++j)
       col[j] = static_cast<u32>(((2 * j) ^ c) << 4);
   }
-  // Byte offset of chunk pair k (chunks 2k, 2k+1) within a row.
+  // Byte offset of chunk pair k (chunks 2k, 2k+1) within a row. For compile-time k only: a
+  // run-time k would index col[] dynamically, which puts it in local memory.
   __device__ __forceinline__ u32 operator()(int k) const {
     return col[k % 4] + (k / 4) * 128;
+  }
+  // The same for a run-time k, from col[0] = c << 4: a few integer instructions, no array.
+  __device__ __forceinline__ u32 at(int k) const {
+    return ((static_cast<u32>(2 * (k & 3)) << 4) ^ col[0]) + static_cast<u32>(k >> 2) * 128;
   }
 };
 

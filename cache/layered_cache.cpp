@@ -3,6 +3,7 @@
 
 #include "codegen/embedded_templates.h"
 
+#include <attnjit/cache_location.h>
 #include <attnjit/error.h>
 
 #include <fmt/format.h>
@@ -38,17 +39,25 @@ std::string sku_slug(const std::string& sku) {
 }
 
 CacheOptions default_cache_options(const std::string& sku) {
+  const CacheLocation set = cache_location(); // what the host app set wins over the environment
   CacheOptions options;
-  if (const std::string db = env("ATTNJIT_CACHE_DB"); !db.empty())
+  if (set.user_db)
+    options.user_path = *set.user_db;
+  else if (const std::string db = env("ATTNJIT_CACHE_DB"); !db.empty())
     options.user_path = db == "off" ? "" : db;
   else if (const std::string xdg = env("XDG_CACHE_HOME"); !xdg.empty())
     options.user_path = (fs::path(xdg) / "attnjit" / "cache.db").string();
   else if (const std::string home = env("HOME"); !home.empty())
     options.user_path = (fs::path(home) / ".cache" / "attnjit" / "cache.db").string();
 
-  if (const std::string base = env("ATTNJIT_BASE_DB"); !base.empty()) {
+  // The host's base_db / base_dir pair replaces the environment's as a whole, so a host that names
+  // a folder is not overridden by a stray $ATTNJIT_BASE_DB.
+  const bool host_base = set.base_db || set.base_dir;
+  const std::string base = host_base ? set.base_db.value_or("") : env("ATTNJIT_BASE_DB");
+  const std::string dir = host_base ? set.base_dir.value_or("") : env("ATTNJIT_BASE_DIR");
+  if (!base.empty()) {
     options.base_path = base;
-  } else if (const std::string dir = env("ATTNJIT_BASE_DIR"); !dir.empty()) {
+  } else if (!dir.empty()) {
     // Not every SKU ships a base database; a missing one is no reason for a warning.
     const fs::path candidate = fs::path(dir) / (sku_slug(sku) + ".db");
     std::error_code ec;

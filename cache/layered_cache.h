@@ -26,7 +26,8 @@ struct CacheOptions {
 
 // $ATTNJIT_CACHE_DB, else $XDG_CACHE_HOME/attnjit/cache.db, else ~/.cache/attnjit/cache.db;
 // "" when $ATTNJIT_CACHE_DB is "off" or no home is known. The base database: $ATTNJIT_BASE_DB,
-// else $ATTNJIT_BASE_DIR/<sku_slug(sku)>.db when that file exists, else "".
+// else $ATTNJIT_BASE_DIR/<sku_slug(sku)>.db when that file exists, else "". What the host app set
+// with set_cache_location() (include/attnjit/cache_location.h) comes before the environment.
 CacheOptions default_cache_options(const std::string& sku);
 
 // "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3": the base database's file name.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what attnjit needs to build, then configures and builds one CMake preset.
 #
-#   scripts/setup.sh            # preset "dev":      build/dev/bin/{attnjit,attnjit_tests}
-#   scripts/setup.sh portable   # preset "portable": build/portable/bin/... for GPU hosts
+#   scripts/setup.sh            # preset "dev":      build/dev/bin/{attnjit,attnjit_tests},
+#                               #                    build/dev/lib/libattnjit_c.so
+#   scripts/setup.sh portable   # preset "portable": build/portable/{bin,lib}/... for GPU hosts
 #
 # Safe to run again: it installs only missing packages (running `apt-get update` only then) and
 # rebuilds only what changed. The CUDA toolkit is not a Debian package here: it must already be
@@ -18,9 +19,10 @@ say() { echo "setup: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 # zlib1g-dev and libncurses-dev bring libz.a and libtinfo.a, which the portable build links
-# statically into LLVM Support.
+# statically into LLVM Support. python3 runs the Python module's tests (ctypes, no PyTorch);
+# pkgconf checks the installed pkg-config files (scripts/install_check.sh).
 packages=(cmake ninja-build g++ llvm-14-dev libsqlite3-dev libfmt-dev doctest-dev
-          zlib1g-dev libncurses-dev)
+          zlib1g-dev libncurses-dev python3 pkgconf)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -52,4 +54,4 @@ done
 
 cmake --preset "$preset"
 cmake --build --preset "$preset"
-say "built preset $preset: binaries in build/$preset/bin/"
+say "built preset $preset: binaries in build/$preset/bin/, the C library in build/$preset/lib/"

@@ -35,7 +35,10 @@ DeviceProblem upload(const tuner::HostAttentionData& data) {
 
   const std::vector<uint16_t> q = tuner::to_bits(data.q, spec.dtype);
   const std::vector<uint16_t> k = tuner::to_bits(data.k, spec.dtype);
-  const std::vector<uint16_t> v = tuner::to_bits(data.v, spec.dtype);
+  // v_in_k: no V tensor; args.v is K's view, as ForwardPlan::run requires.
+  const bool v_in_k = spec.layout == Layout::v_in_k;
+  const std::vector<uint16_t> v =
+      v_in_k ? std::vector<uint16_t>{} : tuner::to_bits(data.v, spec.dtype);
 
   DeviceProblem d;
   d.dtype = spec.dtype;
@@ -62,8 +65,9 @@ DeviceProblem upload(const tuner::HostAttentionData& data) {
     d.args.q = contiguous_bshd(base, shape.seqlen_q, spec.num_heads, spec.head_dim_qk);
     d.args.k =
         contiguous_bshd(base + data.q.size(), shape.seqlen_k, spec.num_kv_heads, spec.head_dim_qk);
-    d.args.v = contiguous_bshd(base + data.q.size() + data.k.size(), shape.seqlen_k,
-                               spec.num_kv_heads, spec.head_dim_v);
+    d.args.v = v_in_k ? d.args.k
+                      : contiguous_bshd(base + data.q.size() + data.k.size(), shape.seqlen_k,
+                                        spec.num_kv_heads, spec.head_dim_v);
   }
 
   const int64_t o_elems = shape.batch * shape.seqlen_q * spec.num_heads * spec.head_dim_v;

@@ -1,5 +1,6 @@
 // One problem's inputs and outputs in device memory, laid out the way `attnjit run` feeds the
-// kernel: contiguous [B, S, heads, D] tensors, or one [B, S, 3, H, D] buffer for --layout=packed.
+// kernel: contiguous [B, S, heads, D] tensors, or one [B, S, 3, H, D] buffer for --layout=packed;
+// for --layout=v-in-k Q and K only, V being K's view.
 #pragma once
 
 #include "runtime/device_buffer.h"
@@ -13,7 +14,7 @@
 namespace attnjit::apps {
 
 struct DeviceProblem {
-  runtime::DeviceBuffer qkv; // q, k and v back to back, or interleaved when packed
+  runtime::DeviceBuffer qkv; // q, k (and v unless v_in_k) back to back, or interleaved: packed
   runtime::DeviceBuffer o;   // [B, Sq, H, Dv] in the spec's dtype
   runtime::DeviceBuffer lse; // [B, H, Sq] float
   ForwardArgs args;          // views into the buffers above

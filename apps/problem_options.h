@@ -74,7 +74,10 @@ private:
       "layout",
       desc("How Q, K and V arrive (default separate)"),
       llvm::cl::values(clEnumValN(Layout::separate, "separate", "three tensors"),
-                       clEnumValN(Layout::packed_qkv, "packed", "one [B, S, 3, H, D] buffer")),
+                       clEnumValN(Layout::packed_qkv, "packed", "one [B, S, 3, H, D] buffer"),
+                       clEnumValN(Layout::v_in_k, "v-in-k",
+                                  "Q and K only; V is K's first --head-dim-v columns "
+                                  "(absorbed MLA, 576/512)")),
       llvm::cl::init(KernelSpec{}.layout),
       in_sub,
       in_problem};

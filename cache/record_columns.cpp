@@ -19,7 +19,7 @@ bool find_word(std::string_view word, const Enum (&values)[N], Enum& out) {
 
 constexpr Pass kPasses[] = {Pass::forward, Pass::backward};
 constexpr DType kDTypes[] = {DType::bf16, DType::fp16};
-constexpr Layout kLayouts[] = {Layout::separate, Layout::packed_qkv};
+constexpr Layout kLayouts[] = {Layout::separate, Layout::packed_qkv, Layout::v_in_k};
 constexpr Mask kMasks[] = {Mask::none, Mask::causal};
 
 // An unknown word (a newer attnjit's value) is an error naming the row rather than a guess.

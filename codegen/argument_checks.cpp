@@ -90,6 +90,17 @@ void check_disjoint(const ByteRange& out, const ByteRange& other) {
     throw bad(fmt::format("{} overlaps {}", out.name, other.name));
 }
 
+void check_v_in_k(const TensorView& k, const TensorView& v, int64_t head_dim_v) {
+  if (v.data == k.data && v.batch_stride == k.batch_stride && v.seq_stride == k.seq_stride &&
+      v.head_stride == k.head_stride)
+    return;
+  throw bad(fmt::format("layout v_in_k reads V as the first {} columns of K: v must be k's view "
+                        "(data {}, strides batch {}, seq {}, head {}), got data {}, strides batch "
+                        "{}, seq {}, head {}",
+                        head_dim_v, k.data, k.batch_stride, k.seq_stride, k.head_stride, v.data,
+                        v.batch_stride, v.seq_stride, v.head_stride));
+}
+
 ByteRange fp32_range(const char* name, const float* data, int64_t count) {
   const auto begin = reinterpret_cast<uintptr_t>(data);
   return {name, begin, begin + uintptr_t(count) * 4};

@@ -38,6 +38,10 @@ void check_disjoint(const ViewExtent& out, const ViewExtent& other);
 void check_disjoint(const ViewExtent& out, const ByteRange& other);
 void check_disjoint(const ByteRange& out, const ByteRange& other);
 
+// Layout::v_in_k: the kernel reads V from K's tile, so v must be k's very view (same data and
+// strides); anything else would be ignored, so it is refused.
+void check_v_in_k(const TensorView& k, const TensorView& v, int64_t head_dim_v);
+
 ByteRange fp32_range(const char* name, const float* data, int64_t count);
 void check_pointer(const char* name, const void* data, int alignment);
 

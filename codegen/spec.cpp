@@ -18,7 +18,15 @@ const char* to_string(Mask v) {
   return v == Mask::none ? "none" : "causal";
 }
 const char* to_string(Layout v) {
-  return v == Layout::separate ? "separate" : "packed_qkv";
+  switch (v) {
+  case Layout::separate:
+    return "separate";
+  case Layout::packed_qkv:
+    return "packed_qkv";
+  case Layout::v_in_k:
+    return "v_in_k";
+  }
+  return "?";
 }
 
 const char* attention_type(const KernelSpec& s) {
@@ -67,6 +75,7 @@ std::string kernel_slug(const KernelSpec& s, const TileConfig& c) {
   std::string dims = s.head_dim_qk == s.head_dim_v
                          ? fmt::format("d{}", s.head_dim_qk)
                          : fmt::format("d{}x{}", s.head_dim_qk, s.head_dim_v);
+  if (s.layout == Layout::v_in_k) dims += "_vink";
   return fmt::format("{}_{}_{}_{}{}{}_m{}n{}w{}s{}{}", to_string(s.pass), attention_type(s), dims,
                      to_string(s.dtype), s.mask == Mask::causal ? "_causal" : "",
                      s.deterministic ? "_det" : "", c.block_m, c.block_n, c.num_warps, c.num_stages,
@@ -97,11 +106,22 @@ void validate(const KernelSpec& s) {
   require(!s.deterministic || s.pass == Pass::backward, ErrorKind::invalid_argument,
           "deterministic applies to the backward only; the forward is always bitwise stable" +
               ctx());
-  for (int d : {s.head_dim_qk, s.head_dim_v})
-    require(d == 32 || d == 64 || d == 96 || d == 128 || d == 192 || d == 256,
-            ErrorKind::unsupported,
-            fmt::format("head dim {} is not supported (supported: 32, 64, 96, 128, 192, 256)", d) +
-                ctx());
+  // Absorbed MLA's pair (512 latent + 64 rope columns for Q and K, the latent 512 for V) is the
+  // one wide-Dv shape so far (the forward's flash_fwd_wide_kernel).
+  const bool absorbed_mla = s.head_dim_qk == 576 && s.head_dim_v == 512;
+  if (!absorbed_mla)
+    for (int d : {s.head_dim_qk, s.head_dim_v})
+      require(d == 32 || d == 64 || d == 96 || d == 128 || d == 192 || d == 256,
+              ErrorKind::unsupported,
+              fmt::format("head dim {} is not supported (supported: 32, 64, 96, 128, 192, 256, "
+                          "and 576/512 for absorbed MLA)",
+                          d) +
+                  ctx());
+  require(s.layout != Layout::v_in_k || absorbed_mla, ErrorKind::unsupported,
+          fmt::format("layout v_in_k (V read from K's first head_dim_v columns) is implemented "
+                      "for head dims 576/512 only, got {}/{}",
+                      s.head_dim_qk, s.head_dim_v) +
+              ctx());
   // The backward keeps dK and dV of 16 keys per warp in registers: (Dqk + Dv) / 2 floats each
   // thread, which must leave room for S and dP.
   require(s.pass == Pass::forward || s.head_dim_qk + s.head_dim_v <= 320, ErrorKind::unsupported,

@@ -137,14 +137,17 @@ DeviceAttention upload(const tuner::HostAttentionData& data) {
       (i == 0 ? device.args.q : i == 1 ? device.args.k : device.args.v) = view;
     }
   } else {
+    // v_in_k: no V buffer at all; V is K's view.
+    const bool v_in_k = spec.layout == Layout::v_in_k;
     device.inputs.reserve(3);
     for (const std::vector<uint16_t>* t : {&q, &k, &v}) {
+      if (v_in_k && t == &v) break;
       GuardedBuffer& buffer = device.inputs.emplace_back(t->size() * 2);
       buffer.upload(t->data(), t->size() * 2);
     }
     device.args.q = bshd(device.inputs[0].data(), sq, h, dqk);
     device.args.k = bshd(device.inputs[1].data(), sk, kv, dqk);
-    device.args.v = bshd(device.inputs[2].data(), sk, kv, dv);
+    device.args.v = v_in_k ? device.args.k : bshd(device.inputs[2].data(), sk, kv, dv);
   }
   device.o = GuardedBuffer(b * sq * h * dv * 2);
   device.lse = GuardedBuffer(b * h * sq * sizeof(float));

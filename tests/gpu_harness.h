@@ -62,13 +62,14 @@ private:
 // One problem's tensors on the device, ready for ForwardPlan::run.
 struct DeviceAttention {
   AttentionProblem problem;
-  std::vector<GuardedBuffer> inputs; // q, k, v; or one [B, S, 3, H, D] buffer for packed_qkv
+  std::vector<GuardedBuffer> inputs; // q, k, v (q, k for v_in_k); or one packed [B, S, 3, H, D]
   GuardedBuffer o;                   // [B, Sq, H, Dv] in the dtype
   GuardedBuffer lse;                 // [B, H, Sq] float
   ForwardArgs args;
 };
 
-// Uploads in data.problem.spec.layout (packed_qkv needs H == KV and Dqk == Dv); outputs poisoned.
+// Uploads in data.problem.spec.layout (packed_qkv needs H == KV and Dqk == Dv; v_in_k uploads no
+// V and passes K's view as args.v); outputs poisoned.
 DeviceAttention upload(const tuner::HostAttentionData& data);
 void poison_outputs(DeviceAttention& device);
 // Empty when every guard band is intact, else one line per damaged buffer.

@@ -1,5 +1,6 @@
 // Codegen and tile rules on the CPU, and NVRTC compiling every forward instantiation the tuner
 // may ask for, for sm_80 and sm_90a (to CUBIN, so ptxas runs too).
+#include "codegen/argument_checks.h"
 #include "codegen/codegen.h"
 #include "codegen/tile_rules.h"
 #include "runtime/nvrtc_compiler.h"
@@ -44,6 +45,16 @@ std::string error_message_of(auto&& f) {
   }
   FAIL("expected an attnjit::Error");
   return {};
+}
+
+// Absorbed MLA: Q and K of 576 columns (512 latent + 64 rope), V the first 512 of K's.
+KernelSpec absorbed_mla(DType dtype, Mask mask, Layout layout = Layout::v_in_k) {
+  KernelSpec s = spec_of(576, dtype, mask);
+  s.head_dim_v = 512;
+  s.num_heads = 128;
+  s.num_kv_heads = 1;
+  s.layout = layout;
+  return s;
 }
 
 } // namespace
@@ -110,7 +121,91 @@ TEST_SUITE("codegen.forward") {
               .find("shared memory") != std::string::npos);
   }
 
+  TEST_CASE("the wide-Dv forward serves absorbed MLA, V read from K") {
+    const KernelSpec spec = absorbed_mla(DType::bf16, Mask::causal);
+    CHECK(codegen::uses_wide_forward(spec));
+    CHECK_FALSE(codegen::uses_wide_forward(spec_of(256, DType::bf16, Mask::none)));
+    const TileConfig on_h100 = codegen::default_config(spec, codegen::arch_limits("sm_90a"));
+    CHECK(on_h100 == TileConfig{64, 64, 8, 2, false});
+    // sm_80's 163 KiB take 64 keys of 576 columns once, not twice: block_n 32.
+    CHECK(codegen::default_config(spec, codegen::arch_limits("sm_80")) ==
+          TileConfig{64, 32, 8, 2, false});
+    const auto k = codegen::generate_forward(spec, on_h100);
+    CHECK(k.slug == "fwd_mla_d576x512_vink_bf16_causal_m64n64w8s2");
+    CHECK(k.threads == 256);
+    CHECK(k.dynamic_smem == codegen::forward_smem_bytes(spec, on_h100));
+    CHECK(k.dynamic_smem <= codegen::arch_limits("sm_90a").max_smem_per_block);
+    CHECK(k.name_expression == "attnjit::flash_fwd_wide_kernel<Traits>");
+    for (const char* piece :
+         {"#include <attnjit/fwd_wide_kernel.cuh>", "/*HEAD_DIM_QK=*/576", "/*HEAD_DIM_V=*/512",
+          "/*CAUSAL=*/true", "/*V_FROM_K=*/true", "static_assert(Traits::kSmemBytes =="})
+      CHECK_MESSAGE(k.source.find(piece) != std::string::npos, piece);
+    // A V tensor of its own costs a V ring: sm_80 fits only 16 rows and 2 warps, sm_86 nothing,
+    // and says so.
+    const KernelSpec separate = absorbed_mla(DType::fp16, Mask::none, Layout::separate);
+    CHECK(codegen::generate_forward(separate, {64, 32, 8, 2, false})
+              .source.find("/*V_FROM_K=*/false") != std::string::npos);
+    CHECK(
+        codegen::forward_smem_bytes(separate, {64, 32, 8, 2, false}) >
+        codegen::forward_smem_bytes(absorbed_mla(DType::fp16, Mask::none), {64, 32, 8, 2, false}));
+    CHECK(codegen::default_config(separate, codegen::arch_limits("sm_80")) ==
+          TileConfig{16, 32, 2, 2, false});
+    const std::string why =
+        error_message_of([&] { codegen::default_config(separate, codegen::arch_limits("sm_86")); });
+    CHECK_MESSAGE(why.find("d576/512") != std::string::npos, why);
+    CHECK_MESSAGE(why.find("sm_86") != std::string::npos, why);
+  }
+
+  TEST_CASE("wide-Dv tile rules and spec rules say why not") {
+    const KernelSpec spec = absorbed_mla(DType::bf16, Mask::none);
+    const auto h100 = codegen::arch_limits("sm_90a");
+    CHECK(codegen::why_not(spec, {64, 64, 8, 2, true}, h100).find("q_in_registers") !=
+          std::string::npos);
+    CHECK(codegen::why_not(spec, {64, 64, 4, 2, false}, h100).find("spill") != std::string::npos);
+    CHECK(codegen::why_not(spec, {64, 64, 2, 2, false}, h100).find("row tiles") !=
+          std::string::npos);
+    CHECK(codegen::why_not(spec, {16, 32, 4, 2, false}, h100).find("16-key") != std::string::npos);
+    CHECK(codegen::why_not(spec, {64, 128, 8, 2, false}, h100).find("shared memory") !=
+          std::string::npos);
+    CHECK(codegen::why_not(spec, {32, 128, 16, 2, false}, h100).find("64-column") !=
+          std::string::npos);
+
+    KernelSpec other = spec_of(128, DType::bf16, Mask::none);
+    other.layout = Layout::v_in_k;
+    CHECK(error_kind_of([&] { validate(other); }) == ErrorKind::unsupported);
+    CHECK(error_message_of([&] { validate(other); }).find("576/512") != std::string::npos);
+    KernelSpec half = absorbed_mla(DType::bf16, Mask::none);
+    half.head_dim_v = 256;
+    CHECK(error_message_of([&] { validate(half); }).find("head dim 576") != std::string::npos);
+    KernelSpec backward = absorbed_mla(DType::bf16, Mask::none, Layout::separate);
+    backward.pass = Pass::backward;
+    CHECK(error_message_of([&] { validate(backward); }).find("backward") != std::string::npos);
+  }
+
+  TEST_CASE("v_in_k arguments: V must be K's own view") {
+    alignas(16) static unsigned short buffer[64];
+    const TensorView k{buffer, 4608, 576, 576};
+    CHECK_NOTHROW(codegen::check_v_in_k(k, k, 512));
+    TensorView v = k;
+    v.data = buffer + 8;
+    CHECK(error_kind_of([&] { codegen::check_v_in_k(k, v, 512); }) == ErrorKind::invalid_argument);
+    v = k;
+    v.seq_stride = 512;
+    CHECK(error_message_of([&] { codegen::check_v_in_k(k, v, 512); }).find("k's view") !=
+          std::string::npos);
+  }
+
   TEST_CASE("every candidate passes the rules and the default is a candidate") {
+    for (const char* arch : {"sm_80", "sm_86", "sm_90a"}) {
+      const auto limits = codegen::arch_limits(arch);
+      const KernelSpec wide = absorbed_mla(DType::bf16, Mask::none);
+      const auto all = codegen::candidates(wide, limits);
+      CHECK_MESSAGE(!all.empty(), fmt::format("{} 576/512", arch));
+      for (const auto& c : all)
+        CHECK(codegen::why_not(wide, c, limits).empty());
+      const TileConfig def = codegen::default_config(wide, limits);
+      CHECK(std::find(all.begin(), all.end(), def) != all.end());
+    }
     for (const char* arch : {"sm_80", "sm_86", "sm_90a"})
       for (int d : {32, 64, 96, 128, 256}) {
         const auto limits = codegen::arch_limits(arch);
@@ -142,6 +237,15 @@ TEST_SUITE("codegen.forward") {
           for (Mask mask : {Mask::none, Mask::causal}) {
             KernelSpec spec = spec_of(dqk, dtype, mask);
             spec.head_dim_v = dv;
+            for (const auto& c : codegen::candidates(spec, codegen::arch_limits(arch)))
+              jobs.push_back({spec, c, arch});
+          }
+    // The wide-Dv forward: absorbed MLA, V from K and (sm_90a only fits it) a V of its own.
+    for (const char* arch : {"sm_80", "sm_90a"})
+      for (Layout layout : {Layout::v_in_k, Layout::separate})
+        for (DType dtype : {DType::bf16, DType::fp16})
+          for (Mask mask : {Mask::none, Mask::causal}) {
+            const KernelSpec spec = absorbed_mla(dtype, mask, layout);
             for (const auto& c : codegen::candidates(spec, codegen::arch_limits(arch)))
               jobs.push_back({spec, c, arch});
           }

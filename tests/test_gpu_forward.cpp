@@ -3,6 +3,7 @@
 // checked after, tolerance 2 x the plain low-precision error + a floor (FlashAttention's rule).
 #include "codegen/tile_rules.h"
 #include "runtime/driver.h"
+#include "tests/forward_cases.h"
 #include "tests/gpu_harness.h"
 #include "tuner/reference.h"
 
@@ -22,7 +23,12 @@
 #include <vector>
 
 using namespace attnjit;
+using attnjit::test::Case;
+using attnjit::test::describe;
 using attnjit::test::needs_gpu;
+using attnjit::test::Outcome;
+using attnjit::test::replay_hint;
+using attnjit::test::run_cases;
 
 namespace {
 
@@ -36,74 +42,6 @@ AttentionProblem make_problem(DType dtype, int head_dim, Mask mask, AttentionSha
   problem.spec.mask = mask;
   problem.shape = shape;
   return problem;
-}
-
-std::string describe(const AttentionProblem& problem, const std::optional<TileConfig>& config) {
-  return fmt::format("{} {} scale {}{}", to_string(problem.spec), to_string(problem.shape),
-                     effective_softmax_scale(problem),
-                     config ? " config " + to_string(*config) : std::string());
-}
-
-std::string replay_hint(uint64_t seed) {
-  return fmt::format("seed {} (replay with ATTNJIT_TEST_SEED={})", seed, seed);
-}
-
-struct Case {
-  AttentionProblem problem;
-  std::optional<TileConfig> config;
-  int64_t sample = 0;              // rows to check; 0: every row
-  bool may_be_unsupported = false; // Error(unsupported) from the plan is a note, not a failure
-};
-
-struct Outcome {
-  tuner::Comparison comparison;
-  tuner::ForwardRows kernel;
-};
-
-// One run on fresh inputs, checked every way this file knows.
-Outcome check_run(const ForwardPlan& plan, const Case& c) {
-  const uint64_t seed = test::test_seed();
-  INFO(replay_hint(seed));
-  const tuner::HostAttentionData data = tuner::random_inputs(c.problem, seed);
-  test::DeviceAttention device = test::upload(data);
-  plan.run(device.args, nullptr);
-  test::synchronize();
-  const std::vector<tuner::RowId> rows =
-      c.sample ? tuner::sample_rows(c.problem, c.sample, seed) : tuner::all_rows(c.problem);
-  Outcome outcome;
-  outcome.kernel = test::gather(device, rows);
-  outcome.comparison =
-      tuner::compare_forward(tuner::reference_forward(data, rows), tuner::plain_forward(data, rows),
-                             outcome.kernel, 2.0, tuner::default_abs_floor(c.problem.spec.dtype));
-  CHECK_MESSAGE(outcome.comparison.passed, outcome.comparison.summary);
-  const std::string guards = test::check_guards(device);
-  CHECK_MESSAGE(guards.empty(), guards);
-  if (c.sample) CHECK(test::count_nan_outputs(device) == 0);
-  return outcome;
-}
-
-// Builds every plan first, on all cores, then checks the cases one by one.
-std::vector<Outcome> run_cases(const std::vector<Case>& cases) {
-  std::vector<test::PlanRequest> requests;
-  for (const Case& c : cases)
-    requests.push_back({c.problem, c.config});
-  std::vector<test::BuiltPlan> plans = test::build_plans(requests);
-  std::vector<Outcome> outcomes(cases.size());
-  for (size_t i = 0; i < cases.size(); ++i) {
-    INFO(describe(cases[i].problem, cases[i].config));
-    try {
-      if (plans[i].error) std::rethrow_exception(plans[i].error);
-      outcomes[i] = check_run(*plans[i].plan, cases[i]);
-    } catch (const Error& e) {
-      if (cases[i].may_be_unsupported && e.kind() == ErrorKind::unsupported)
-        MESSAGE(fmt::format("not supported: {}", e.what()));
-      else
-        FAIL_CHECK(fmt::format("Error({}): {}", to_string(e.kind()), e.what()));
-    } catch (const std::exception& e) {
-      FAIL_CHECK(fmt::format("exception: {}", e.what()));
-    }
-  }
-  return outcomes;
 }
 
 constexpr DType kDtypes[] = {DType::bf16, DType::fp16};

@@ -154,6 +154,23 @@ TEST_SUITE("tuner.reference") {
     CHECK(random_inputs(problem, 43).v != data.v);
   }
 
+  TEST_CASE("random inputs for v_in_k: V is a copy of K's first Dv columns") {
+    AttentionProblem problem;
+    problem.spec.head_dim_qk = 576;
+    problem.spec.head_dim_v = 512;
+    problem.spec.num_heads = 4;
+    problem.spec.num_kv_heads = 2;
+    problem.spec.layout = Layout::v_in_k;
+    problem.shape = {2, 3, 5};
+    const HostAttentionData data = random_inputs(problem, 42);
+    REQUIRE(data.v.size() == 2u * 5 * 2 * 512);
+    int64_t differ = 0;
+    for (size_t row = 0; row < 2 * 5 * 2; ++row)
+      for (size_t d = 0; d < 512; ++d)
+        differ += data.v[row * 512 + d] != data.k[row * 576 + d];
+    CHECK(differ == 0);
+  }
+
   TEST_CASE("reference: one query, two keys, by hand") {
     HostAttentionData data = tiny(1, 1, 2, 1, 2, Mask::none, 1.0f);
     data.q = {1, 0};

@@ -235,6 +235,10 @@ HostAttentionData random_inputs(const AttentionProblem& problem, uint64_t seed) 
       }
     });
   }
+  // Layout::v_in_k: V is K's first Dv columns; the references read v, so it holds them.
+  if (spec.layout == Layout::v_in_k)
+    for (size_t row = 0; row < data.v.size() / spec.head_dim_v; ++row)
+      std::copy_n(&data.k[row * spec.head_dim_qk], spec.head_dim_v, &data.v[row * spec.head_dim_v]);
   return data;
 }
 

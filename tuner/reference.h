@@ -28,7 +28,8 @@ struct HostAttentionData {
   std::vector<float> q, k, v;
 };
 
-// Fresh normal(0, 1) inputs rounded to the dtype. Never zeros.
+// Fresh normal(0, 1) inputs rounded to the dtype. Never zeros. For Layout::v_in_k, v is a copy
+// of K's first Dv columns (the kernels read those from K), so the references need not know.
 HostAttentionData random_inputs(const AttentionProblem& problem, uint64_t seed);
 
 struct RowId {

@@ -11,7 +11,10 @@ enum class Pass { forward, backward };
 enum class DType { bf16, fp16 };
 enum class Mask { none, causal };
 // How Q, K and V arrive. packed_qkv: one [B, S, 3, H, D] buffer (MHSA with fused QKV).
-enum class Layout { separate, packed_qkv };
+// v_in_k: no V tensor; V is the first head_dim_v columns of K, as in absorbed MLA's latent cache
+// (head dims 576/512). The kernel reads those bytes once, for both roles, and ForwardArgs::v
+// must be K's view.
+enum class Layout { separate, packed_qkv, v_in_k };
 
 const char* to_string(Pass);
 const char* to_string(DType);
@@ -53,7 +56,9 @@ struct AttentionProblem {
   bool operator==(const AttentionProblem&) const = default;
 };
 
-// Everything codegen may vary for one spec. Each warp owns block_m / num_warps query rows.
+// Everything codegen may vary for one spec. The forward's warps each own block_m / num_warps
+// query rows; for head_dim_v > 256 (the wide-Dv forward) each owns all block_m rows of a
+// head_dim_v / num_warps column slice of O instead.
 struct TileConfig {
   int block_m = 128;           // query rows per CTA
   int block_n = 64;            // keys per main-loop step
@@ -66,8 +71,8 @@ struct TileConfig {
 
 float effective_softmax_scale(const AttentionProblem&);
 
-// Floating-point work as the benchmark counts it: 4*B*H*Sq*Sk*D forward (half when causal),
-// 2.5x that backward.
+// Floating-point work as the benchmark counts it: 2*B*H*Sq*Sk*(Dqk + Dv) forward, i.e.
+// 4*B*H*Sq*Sk*D for equal head dims (half when causal), 2.5x that backward.
 double flop_count(const AttentionProblem&);
 
 std::string to_string(const KernelSpec&);

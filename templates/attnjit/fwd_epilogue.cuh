@@ -7,6 +7,28 @@
 
 namespace attnjit {
 
+// Copies the staged (BLOCK_M, Dv) O tile at sO to global memory, 16 bytes per thread and step,
+// skipping rows past seqlen_q. Every thread must have staged its part (a barrier before).
+template <class OTile, int BLOCK_M, int THREADS>
+__device__ __forceinline__ void store_o_tile(const FwdParams& p, u32 sO, int b, int h, int m0,
+                                             int tid) {
+  unsigned short* out = static_cast<unsigned short*>(p.o) + b * p.o_batch_stride +
+                        h * p.o_head_stride + m0 * p.o_seq_stride;
+  constexpr int kChunks = OTile::kChunks, kTotal = BLOCK_M * kChunks;
+#pragma unroll
+  for (int it = 0; it < (kTotal + THREADS - 1) / THREADS; ++it) {
+    const int i = tid + it * THREADS;
+    if (kTotal % THREADS != 0 && i >= kTotal) break;
+    const int row = i / kChunks, chunk = i % kChunks;
+    if (m0 + row >= p.seqlen_q) continue;
+    uint4 val;
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(val.x), "=r"(val.y), "=r"(val.z), "=r"(val.w)
+                 : "r"(sO + OTile::offset(row, chunk)));
+    *reinterpret_cast<uint4*>(out + row * p.o_seq_stride + chunk * 8) = val;
+  }
+}
+
 template <class K>
 __device__ __forceinline__ void write_output(const FwdParams& p,
                                              float (&o)[K::kMTiles][K::kDTiles][4],
@@ -35,22 +57,7 @@ __device__ __forceinline__ void write_output(const FwdParams& p,
             softmax.lse(mt, hf, p.softmax_scale_log2);
     }
   __syncthreads();
-
-  unsigned short* out = static_cast<unsigned short*>(p.o) + b * p.o_batch_stride +
-                        h * p.o_head_stride + m0 * p.o_seq_stride;
-  constexpr int kChunks = OTile::kChunks, kTotal = K::kBlockM * kChunks;
-#pragma unroll
-  for (int it = 0; it < (kTotal + K::kThreads - 1) / K::kThreads; ++it) {
-    const int i = tid + it * K::kThreads;
-    if (kTotal % K::kThreads != 0 && i >= kTotal) break;
-    const int row = i / kChunks, chunk = i % kChunks;
-    if (m0 + row >= p.seqlen_q) continue;
-    uint4 val;
-    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(val.x), "=r"(val.y), "=r"(val.z), "=r"(val.w)
-                 : "r"(sO + OTile::offset(row, chunk)));
-    *reinterpret_cast<uint4*>(out + row * p.o_seq_stride + chunk * 8) = val;
-  }
+  store_o_tile<OTile, K::kBlockM, K::kThreads>(p, sO, b, h, m0, tid);
 }
 
 } // namespace attnjit

@@ -14,7 +14,7 @@ namespace attnjit {
 struct FwdParams {
   const void* q; // [B, Sq, H, D] through the strides below (elements)
   const void* k; // [B, Sk, KV, D]
-  const void* v; // [B, Sk, KV, Dv]
+  const void* v; // [B, Sk, KV, Dv]; unread by the wide kernel when V_FROM_K (K's first Dv)
   void* o;       // [B, Sq, H, Dv]
   float* lse;    // [B, H, Sq], contiguous
 

@@ -9,6 +9,7 @@
 #include "apps/device_problem.h"
 #include "apps/kernel_build.h"
 #include "apps/problem_options.h"
+#include "apps/self_path.h"
 #include "runtime/driver.h"
 #include "tuner/measure.h"
 #include "tuner/reference.h"
@@ -62,10 +63,36 @@ cl::opt<int64_t> CheckKeys("check-keys",
                            cl::desc("With --pass=bwd: dK/dV rows to check, drawn from at most two "
                                     "(batch, KV head) pairs (0: none)"),
                            cl::init(256), cl::sub(Run), cl::cat(category()));
+cl::opt<bool> TuneOnMiss(
+    "tune-on-miss",
+    cl::desc("When the tuning database has no record for the problem (nor its bucket), tune it "
+             "first and store the record (docs/CACHE.md); candidates run in `attnjit "
+             "tune-worker`"),
+    cl::sub(Run), cl::cat(category()));
 cl::opt<int> Warmup("warmup", cl::desc("Untimed runs before timing"), cl::init(10), cl::sub(Run),
                     cl::cat(category()));
 cl::opt<int> Runs("runs", cl::desc("Timed runs (the median is reported)"), cl::init(50),
                   cl::sub(Run), cl::cat(category()));
+
+// The plan's options: the device, and tuning on a miss when asked, with this binary as the worker.
+PlanOptions plan_options() {
+  PlanOptions options;
+  options.device = Device;
+  options.tune_on_miss.enabled = TuneOnMiss;
+  if (TuneOnMiss) options.tune_on_miss.worker = {self_path(), "tune-worker"};
+  return options;
+}
+
+// A plan with the tile flags' config, else the database's (tuning on a miss when asked).
+template <class Plan> Plan make_plan(const AttentionProblem& problem, const DeviceInfo& gpu) {
+  if (const auto config = Problem.config_override(problem.spec, limits_of(gpu))) {
+    if (TuneOnMiss)
+      throw Error(ErrorKind::invalid_argument,
+                  "tile flags pick a config; --tune-on-miss tunes for one");
+    return Plan(problem, config, Device);
+  }
+  return Plan(problem, plan_options());
+}
 
 int compile_only(const AttentionProblem& problem, const std::string& why) {
   const codegen::ArchLimits limits = codegen::arch_limits("sm_90a");
@@ -106,7 +133,7 @@ uint64_t seed_of_run() {
 }
 
 int run_forward(const AttentionProblem& problem, const DeviceInfo& gpu) {
-  const ForwardPlan plan(problem, Problem.config_override(problem.spec, limits_of(gpu)), Device);
+  const ForwardPlan plan = make_plan<ForwardPlan>(problem, gpu);
   fmt::print("gpu        {} ({})\n", gpu.name, gpu.arch());
   fmt::print("problem    {} {}\n", problem.spec, problem.shape);
   fmt::print("kernel     {}: {}\n", kernel_slug(problem.spec, plan.config()), plan.config());
@@ -151,7 +178,7 @@ int run_backward(const AttentionProblem& problem, const DeviceInfo& gpu) {
   forward_problem.spec.deterministic = false; // backward-only; the forward always is
   // The tile flags describe the backward's main kernel; the forward only makes O and LSE.
   const ForwardPlan forward(forward_problem, std::nullopt, Device);
-  const BackwardPlan plan(problem, Problem.config_override(problem.spec, limits_of(gpu)), Device);
+  const BackwardPlan plan = make_plan<BackwardPlan>(problem, gpu);
   fmt::print("gpu        {} ({})\n", gpu.name, gpu.arch());
   fmt::print("problem    {} {}\n", problem.spec, problem.shape);
   fmt::print("kernel     {}: {}\n", kernel_slug(problem.spec, plan.config()), plan.config());

@@ -1,9 +1,11 @@
-// `attnjit tune`: find the fastest correct tile config for one problem, a list of problems or the
-// seed suite on this machine's GPU(s), and store each winner in a tuning database. Candidates run
+// `attnjit tune`: find the fastest correct tile config for one problem (forward or backward), a
+// list of problems or the seed suite on this machine's GPU(s), and store each winner in a tuning
+// database. Candidates run
 // in `attnjit tune-worker` processes, so one that crashes its CUDA context costs a restart, not
 // the run. Resumable: problems already tuned with these templates are skipped.
 #include "apps/cmd_tune_output.h"
 #include "apps/problem_options.h"
+#include "apps/self_path.h"
 #include "cache/layered_cache.h"
 #include "tuner/campaign.h"
 #include "tuner/worker_client.h"
@@ -29,6 +31,13 @@ ProblemOptions Problem(Tune);
 template <class T, class... Mods> auto flag(StringRef name, const char* help, Mods&&... mods) {
   return cl::opt<T>(name, cl::desc(help), cl::sub(Tune), cl::cat(category()), mods...);
 }
+cl::opt<Pass> PassFlag(
+    "pass", cl::desc("Which pass of the one problem to tune (default fwd)"),
+    cl::values(clEnumValN(Pass::forward, "fwd", "the forward kernel"),
+               clEnumValN(Pass::backward, "bwd",
+                          "the backward: every launch of BackwardPlan::run is timed; dQ, dK and "
+                          "dV are checked")),
+    cl::init(Pass::forward), cl::sub(Tune), cl::cat(category()));
 cl::opt<std::string> Db =
     flag<std::string>("db", "Database to write (default: the user cache, $ATTNJIT_CACHE_DB or "
                             "~/.cache/attnjit/cache.db)");
@@ -50,11 +59,17 @@ cl::opt<std::string> Arch =
 cl::opt<uint64_t> Seed =
     flag<uint64_t>("seed", "Seed of the fixed random inputs", cl::init(tuner::TuneOptions{}.seed));
 cl::opt<int64_t> CheckRows =
-    flag<int64_t>("check-rows", "Output rows compared with the fp64 reference", cl::init(512));
+    flag<int64_t>("check-rows", "Output rows (backward: dQ rows) compared with the fp64 reference",
+                  cl::init(512));
+cl::opt<int64_t> CheckKeys =
+    flag<int64_t>("check-keys",
+                  "Backward: dK/dV rows compared with the fp64 reference, drawn from at most two "
+                  "(batch, KV head) pairs",
+                  cl::init(256));
 cl::opt<int> Warmup = flag<int>("warmup", "Untimed runs before timing", cl::init(10));
 cl::opt<int> Runs = flag<int>("runs", "Timed runs per candidate", cl::init(50));
 cl::opt<double> TieBand =
-    flag<double>("tie-band", "Percent within the fastest that counts as a tie", cl::init(1.5));
+    flag<double>("tie-band", "Percent within the fastest that counts as a tie", cl::init(3.0));
 cl::opt<double> MaxCv =
     flag<double>("max-cv", "Percent spread over which a timing is repeated", cl::init(3.0));
 cl::opt<std::string> WorkerPath =
@@ -63,14 +78,6 @@ cl::opt<bool> InProcess =
     flag<bool>("in-process", "Run candidates in this process (no crash isolation)", cl::Hidden);
 cl::opt<bool> Simulate =
     flag<bool>("simulate", "Simulated GPU with invented timings (tests)", cl::Hidden);
-
-std::string self_path() {
-  std::string path(4096, '\0');
-  const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
-  if (n <= 0) throw Error(ErrorKind::internal, "cannot find this binary (/proc/self/exe)");
-  path.resize(size_t(n));
-  return path;
-}
 
 std::vector<tuner::NamedProblem> problems() {
   if (Suite.getNumOccurrences()) {
@@ -81,16 +88,19 @@ std::vector<tuner::NamedProblem> problems() {
                 fmt::format("unknown suite '{}' (seed, seed-fwd, seed-bwd)", Suite.getValue()));
   }
   if (ProblemFile.getNumOccurrences()) return tuner::parse_problem_file(ProblemFile);
-  const AttentionProblem problem = Problem.problem();
+  AttentionProblem problem = Problem.problem();
+  problem.spec.pass = PassFlag;
   if (Problem.config_override(problem.spec, codegen::arch_limits("sm_90a")))
     throw Error(ErrorKind::invalid_argument, "tile flags pick a config; tune searches for one");
-  return {{fmt::format("{}", attention_type(problem.spec)), problem}};
+  return {
+      {fmt::format("{} {}", attention_type(problem.spec), to_string(problem.spec.pass)), problem}};
 }
 
 tuner::TuneOptions tune_options() {
   tuner::TuneOptions o;
   o.seed = Seed;
   o.check_rows = CheckRows;
+  o.check_keys = CheckKeys;
   o.measure.warmup = Warmup;
   o.measure.runs = Runs;
   o.measure.max_cv = MaxCv / 100;

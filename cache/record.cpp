@@ -42,6 +42,10 @@ const char* to_string(LookupSource source) {
     return "bucket";
   case LookupSource::default_config:
     return "default";
+  case LookupSource::tuned:
+    return "tuned on miss";
+  case LookupSource::waited:
+    return "tuned by another process on miss";
   }
   return "unknown";
 }

@@ -37,8 +37,51 @@ GeneratedKernel generate(const KernelSpec& spec, const TileConfig& config) {
                                     : generate_backward(spec, config);
 }
 
+// flash_fwd_wide_kernel: the same launch as flash_fwd_kernel; the warps split O by columns.
+static GeneratedKernel generate_wide_forward(const KernelSpec& spec, const TileConfig& config) {
+  GeneratedKernel k;
+  k.slug = kernel_slug(spec, config);
+  k.threads = config.num_warps * 32;
+  k.dynamic_smem = forward_smem_bytes(spec, config);
+  k.name_expression = "attnjit::flash_fwd_wide_kernel<Traits>";
+  k.source = fmt::format(
+      R"(// attnjit generated kernel: {slug}
+// spec:   {spec}
+// config: {config}
+// templates: {hash}
+// launch: {threads} threads, {smem} bytes dynamic shared memory,
+//         grid.x = ceil(seqlen_q / {block_m}) * batch * num_heads
+#include <attnjit/fwd_wide_kernel.cuh>
+
+using Traits = attnjit::FwdWideTraits<{dtype},
+                                      /*HEAD_DIM_QK=*/{d},
+                                      /*HEAD_DIM_V=*/{dv},
+                                      /*BLOCK_M=*/{block_m},
+                                      /*BLOCK_N=*/{block_n},
+                                      /*NUM_WARPS=*/{warps},
+                                      /*STAGES=*/{stages},
+                                      /*CAUSAL=*/{causal},
+                                      /*V_FROM_K=*/{v_from_k}>;
+static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
+
+// Instantiated by NVRTC through the name expression "{name}".
+)",
+      fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
+      fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
+      fmt::arg("threads", k.threads), fmt::arg("smem", k.dynamic_smem),
+      fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("d", spec.head_dim_qk),
+      fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
+      fmt::arg("block_n", config.block_n), fmt::arg("warps", config.num_warps),
+      fmt::arg("stages", config.num_stages),
+      fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
+      fmt::arg("v_from_k", spec.layout == Layout::v_in_k ? "true" : "false"),
+      fmt::arg("name", k.name_expression));
+  return k;
+}
+
 GeneratedKernel generate_forward(const KernelSpec& spec, const TileConfig& config) {
   require_implementable(spec, config, Pass::forward);
+  if (uses_wide_forward(spec)) return generate_wide_forward(spec, config);
 
   GeneratedKernel k;
   k.slug = kernel_slug(spec, config);

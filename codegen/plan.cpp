@@ -25,14 +25,21 @@ struct ForwardPlan::Impl {
 
 ForwardPlan::ForwardPlan(const AttentionProblem& problem, std::optional<TileConfig> config,
                          int device)
+    : ForwardPlan(problem, config, PlanOptions{device, {}}) {}
+
+ForwardPlan::ForwardPlan(const AttentionProblem& problem, const PlanOptions& options)
+    : ForwardPlan(problem, std::nullopt, options) {}
+
+ForwardPlan::ForwardPlan(const AttentionProblem& problem, std::optional<TileConfig> config,
+                         const PlanOptions& options)
     : impl_(std::make_unique<Impl>()) {
   if (problem.spec.pass != Pass::forward)
     throw Error(ErrorKind::invalid_argument,
                 fmt::format("ForwardPlan needs a forward spec, got {}", to_string(problem.spec)));
   Impl& m = *impl_;
   m.problem = problem;
-  m.device = device;
-  m.plan = codegen::prepare_plan_kernel(problem, config, device);
+  m.device = options.device;
+  m.plan = codegen::prepare_plan_kernel(problem, config, options);
   m.num_m_blocks = codegen::grid_blocks(problem.shape.seqlen_q, m.plan.config.block_m,
                                         problem.shape.batch * problem.spec.num_heads, problem);
 }
@@ -77,6 +84,7 @@ void ForwardPlan::run(const ForwardArgs& args, Stream stream) const {
   const ViewExtent o{"o", args.o, {sh.batch, sh.seqlen_q, s.num_heads}, s.head_dim_v};
   for (const ViewExtent* e : {&q, &k, &v, &o})
     codegen::check_view(*e);
+  if (s.layout == Layout::v_in_k) codegen::check_v_in_k(args.k, args.v, s.head_dim_v);
   codegen::check_pointer("lse", args.lse, 4);
   const codegen::ByteRange lse =
       codegen::fp32_range("lse", args.lse, sh.batch * s.num_heads * sh.seqlen_q);

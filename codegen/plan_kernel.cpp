@@ -6,6 +6,9 @@
 #include "codegen/embedded_templates.h"
 #include "codegen/tile_rules.h"
 #include "runtime/driver.h"
+#include "tuner/tune_on_miss.h"
+#include "tuner/worker_client.h"
+#include "tuner/worker_server.h"
 
 #include <fmt/format.h>
 
@@ -31,8 +34,24 @@ static bool has_database(cache::Cache& c) {
   return c.user() != nullptr || c.base() != nullptr;
 }
 
+// The tuner for a key the database misses: candidates in the worker the options name (crash
+// isolation), else in this process.
+static tuner::MissResult tune_missing(const AttentionProblem& problem, const DeviceInfo& device,
+                                      const TuneOnMiss& options, const std::string& user_db) {
+  tuner::MissOptions miss;
+  miss.db_path = user_db;
+  miss.wait = options.wait;
+  miss.tune.budget.seconds = double(options.budget.count());
+  miss.make_bench = [worker = options.worker](int ordinal) -> std::unique_ptr<tuner::Bench> {
+    if (worker.empty()) return tuner::make_local_bench(ordinal, /*simulate=*/false);
+    return std::make_unique<tuner::WorkerBench>(worker, ordinal);
+  };
+  return tuner::tune_on_miss(problem, device, miss);
+}
+
 PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<TileConfig> config,
-                               int device) {
+                               const PlanOptions& options) {
+  const int device = options.device;
   validate(problem);
   PlanKernel out;
   out.context = runtime::device_context(device);
@@ -46,6 +65,15 @@ PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<Ti
         db.lookup({out.device.name, problem.spec, problem.shape}, limits);
     out.config = found.config;
     out.config_source = found.source;
+    if (found.source == cache::LookupSource::default_config && options.tune_on_miss.enabled) {
+      const tuner::MissResult tuned =
+          tune_missing(problem, out.device, options.tune_on_miss,
+                       cache::default_cache_options(out.device.name).user_path);
+      out.config = tuned.config;
+      out.config_source = tuned.source;
+      if (tuned.source == cache::LookupSource::default_config)
+        out.cache_warnings.push_back("tune on miss: " + tuned.note);
+    }
   }
   if (std::string why = why_not(problem.spec, out.config, limits); !why.empty())
     throw Error(ErrorKind::invalid_argument,
@@ -78,7 +106,8 @@ PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<Ti
     }
     out.kernel = runtime::load_compiled(program, request, device, out.generated.dynamic_smem);
   }
-  out.cache_warnings = db.take_warnings();
+  for (std::string& warning : db.take_warnings())
+    out.cache_warnings.push_back(std::move(warning));
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include <attnjit/cache.h>
 #include <attnjit/device.h>
+#include <attnjit/plan.h>
 #include <attnjit/spec.h>
 
 #include "codegen/codegen.h"
@@ -28,11 +29,12 @@ struct PlanKernel {
 };
 
 // Without a config, the tuning database chooses (exact shape, then its bucket, then the default
-// table; docs/CACHE.md). With a database, the cubin is looked up there too and stored after a
-// compile, so a warm process does no NVRTC work. Throws Error(invalid_argument) naming the config,
-// spec and device when the config cannot run.
+// table; docs/CACHE.md); with options.tune_on_miss enabled, a key that would get the default is
+// tuned first (tuner/tune_on_miss.h). With a database, the cubin is looked up there too and stored
+// after a compile, so a warm process does no NVRTC work. Throws Error(invalid_argument) naming the
+// config, spec and device when the config cannot run.
 PlanKernel prepare_plan_kernel(const AttentionProblem& problem, std::optional<TileConfig> config,
-                               int device);
+                               const PlanOptions& options);
 
 // ceil(n / block) as an int, or Error(invalid_argument) when `blocks * multiplier` (the grid)
 // would not fit a launch.

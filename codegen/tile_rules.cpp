@@ -25,8 +25,24 @@ static int padded_cols(int d) {
   return (d + 63) / 64 * 64;
 }
 
+bool uses_wide_forward(const KernelSpec& spec) {
+  return spec.pass == Pass::forward && spec.head_dim_v > 256;
+}
+
+// Warps that share one 16-row tile of S in the wide-Dv forward (FwdWideTraits::kSplit).
+static int wide_split(const TileConfig& c) {
+  return c.num_warps / std::max(1, c.block_m / 16);
+}
+
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
+  if (uses_wide_forward(spec)) {
+    // Q (then O); num_stages of K, and of V unless V is read from K's tile; P (block_m,
+    // block_n); fp32 row maxima and sums per S warp and a rescale factor per row.
+    const int v_stage = spec.layout == Layout::v_in_k ? 0 : v;
+    return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v_stage) +
+           c.block_m * padded_cols(c.block_n) * 2 + (2 * wide_split(c) + 1) * c.block_m * 4;
+  }
   // Q, whose space O reuses on the way out; then num_stages of K and V.
   return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v);
 }
@@ -46,6 +62,8 @@ int backward_dq_smem_bytes(const KernelSpec& spec) {
 // fp32 accumulators a thread keeps live across the main loop. Over ~200 the kernel spills on
 // sm_80/sm_90 (255 registers per thread, the rest for addresses and indices).
 static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
+  if (uses_wide_forward(spec)) // a column slice of O over all rows, and a key slice of S
+    return c.block_m * (spec.head_dim_v + c.block_n) / (32 * c.num_warps);
   if (spec.pass == Pass::forward) { // O, S, and Q when resident
     const int m_tiles = c.block_m / (16 * c.num_warps);
     int regs = m_tiles * (spec.head_dim_v / 8) * 4 + m_tiles * (c.block_n / 8) * 4;
@@ -62,6 +80,30 @@ static std::string why_not_forward(const TileConfig& c) {
     return fmt::format("block_m {} is not a multiple of 16 * num_warps ({})", c.block_m,
                        16 * c.num_warps);
   if (c.block_n % 16 != 0) return fmt::format("block_n {} is not a multiple of 16", c.block_n);
+  if (c.num_stages < 2)
+    return fmt::format("num_stages {} < 2: the K/V ring needs two", c.num_stages);
+  return {};
+}
+
+// FwdWideTraits' static_asserts, in words.
+static std::string why_not_wide_forward(const KernelSpec& spec, const TileConfig& c) {
+  if (c.q_in_registers)
+    return "q_in_registers does not apply to the wide-Dv forward (its S warps re-read Q from "
+           "shared memory)";
+  if (c.block_m % 16 != 0) return fmt::format("block_m {} is not a multiple of 16", c.block_m);
+  if (c.block_n % 16 != 0) return fmt::format("block_n {} is not a multiple of 16", c.block_n);
+  const int row_tiles = c.block_m / 16;
+  if (c.num_warps % row_tiles != 0)
+    return fmt::format("num_warps {} is not a multiple of block_m {}'s {} row tiles: each 16-row "
+                       "tile of S gets the same number of warps",
+                       c.num_warps, c.block_m, row_tiles);
+  if (c.block_n % (16 * wide_split(c)) != 0)
+    return fmt::format("block_n {} does not split into {} S warps' slices of whole 16-key tiles",
+                       c.block_n, wide_split(c));
+  if (spec.head_dim_v % (64 * c.num_warps) != 0)
+    return fmt::format("head_dim_v {} does not split into {} warps' O slices of whole 64-column "
+                       "groups",
+                       spec.head_dim_v, c.num_warps);
   if (c.num_stages < 2)
     return fmt::format("num_stages {} < 2: the K/V ring needs two", c.num_stages);
   return {};
@@ -96,8 +138,9 @@ std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimit
   if (spec.head_dim_qk % 16 != 0 || spec.head_dim_v % 16 != 0)
     return fmt::format("head dims {}/{} are not multiples of 16", spec.head_dim_qk,
                        spec.head_dim_v);
-  const std::string shape =
-      spec.pass == Pass::forward ? why_not_forward(c) : why_not_backward(spec, c);
+  const std::string shape = uses_wide_forward(spec)      ? why_not_wide_forward(spec, c)
+                            : spec.pass == Pass::forward ? why_not_forward(c)
+                                                         : why_not_backward(spec, c);
   if (!shape.empty()) return shape;
   const int smem =
       spec.pass == Pass::forward ? forward_smem_bytes(spec, c) : backward_smem_bytes(spec, c);
@@ -115,6 +158,16 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
   auto consider = [&](const TileConfig& c) {
     if (why_not(spec, c, limits).empty()) out.push_back(c);
   };
+  // The wide-Dv forward: small block_m for decoding's few queries per head; 2 warps to fit
+  // sm_86/sm_89's 99 KiB.
+  if (uses_wide_forward(spec)) {
+    for (int block_m : {16, 32, 64})
+      for (int block_n : {32, 64, 128})
+        for (int warps : {2, 4, 8})
+          for (int stages : {2, 3})
+            consider({block_m, block_n, warps, stages, false});
+    return out;
+  }
   if (spec.pass == Pass::backward) {
     for (int block_m : {32, 64, 128})
       for (int block_n : {64, 128})
@@ -134,10 +187,13 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
 TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
   // FlashAttention-2's tables (sm80+, no dropout). Forward d256 takes 64 query rows because 128
   // overflow sm_80's shared memory; the backward keeps 16 keys per warp, and larger head dims
-  // take fewer query rows to stay within the registers.
+  // take fewer query rows to stay within the registers. The wide-Dv forward's 64 x 64 tiles with
+  // V read from K fill sm_90's shared memory (225 KiB of 227); sm_80 falls back to block_n 32.
   const int d = std::max(spec.head_dim_qk, spec.head_dim_v);
   TileConfig c;
-  if (spec.pass == Pass::forward)
+  if (uses_wide_forward(spec))
+    c = TileConfig{64, 64, 8, 2, false};
+  else if (spec.pass == Pass::forward)
     c = d <= 64    ? TileConfig{128, 128, 4, 2, false}
         : d <= 128 ? TileConfig{128, 64, 4, 2, false}
         : d <= 192 ? TileConfig{128, 64, 8, 2, false}

@@ -18,6 +18,11 @@ struct ArchLimits {
 // Limits of a known architecture, for work without a GPU ("sm_80", "sm_86", "sm_89", "sm_90a").
 ArchLimits arch_limits(const std::string& arch);
 
+// Which forward kernel a spec gets: flash_fwd_kernel (fwd_kernel.cuh), whose warps own 16 full
+// rows of O, or for head_dim_v > 256, where those rows alone would take Dv / 2 = 256+ registers a
+// thread, flash_fwd_wide_kernel (fwd_wide_kernel.cuh), whose warps own column slices of O.
+bool uses_wide_forward(const KernelSpec& spec);
+
 // Empty string: implementable. Otherwise the reason, e.g. "block_m 96 is not a multiple of
 // 16 * num_warps (64)".
 std::string why_not(const KernelSpec& spec, const TileConfig& config, const ArchLimits& limits);

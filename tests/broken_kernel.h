@@ -1,6 +1,6 @@
-// Deliberately broken forward kernels for the tuner's tests. Test-only: they reach NVRTC as the
-// request's source (with the real templates as headers), never through templates/, and launch
-// exactly like the real kernel (same FwdParams, grid, threads and shared memory).
+// Deliberately broken kernels for the tuner's tests. Test-only: they reach NVRTC as the request's
+// source (with the real templates as headers), never through templates/, and launch exactly like
+// the real kernel (same params, grid, threads and shared memory).
 #pragma once
 
 #include "codegen/codegen.h"
@@ -9,11 +9,12 @@
 
 namespace attnjit::test {
 
-// The real kernel with every odd CTA doing an even CTA's work: blockIdx is remapped before the
-// templates are included, so about half of O and LSE are never written and stay poisoned.
+// The real kernel (forward or backward) with every odd CTA doing an even CTA's work: blockIdx is
+// remapped before the templates are included, so about half of the outputs (O and LSE; dQ, dK and
+// dV) are never written and stay poisoned.
 inline codegen::GeneratedKernel half_output_kernel(const KernelSpec& spec,
                                                    const TileConfig& config) {
-  codegen::GeneratedKernel k = codegen::generate_forward(spec, config);
+  codegen::GeneratedKernel k = codegen::generate(spec, config);
   k.slug += "_half_output";
   k.source =
       R"(// attnjit test kernel: odd CTAs redo the even CTA's rows; the odd rows stay unwritten.

@@ -5,6 +5,7 @@
 #include "codegen/tile_rules.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
@@ -129,6 +130,18 @@ TEST_SUITE("apps.cli") {
     CHECK(contains(r.output, "arch       sm_80"));
     CHECK(contains(r.output, "registers"));
     CHECK(contains(r.output, "cubin"));
+  }
+
+  TEST_CASE("compile: absorbed MLA 576/512 with V read from K, without spills") {
+    for (const char* arch : {"sm_80", "sm_90a"}) {
+      const CliResult r = run_cli(fmt::format("compile --arch={} --head-dim=576 --head-dim-v=512 "
+                                              "--heads=128 --kv-heads=1 --layout=v-in-k --causal",
+                                              arch));
+      INFO(r.output);
+      CHECK(r.exit_code == 0);
+      CHECK(contains(r.output, "fwd_mla_d576x512_vink_bf16_causal_m64n"));
+      CHECK(contains(r.output, "spills     0 B stored, 0 B loaded"));
+    }
   }
 
   TEST_CASE("without a driver, run compiles for sm_90a and says why it stops") {

@@ -124,6 +124,42 @@ TEST_SUITE("cache.lookup") {
     CHECK(contains(steps[0].reason, "cannot run on sm_90a"));
   }
 
+  TEST_CASE("a backward record serves the backward spec, deterministic or not, never the forward") {
+    // What BackwardPlan's lookup (codegen/plan_kernel.cpp) sees for a tuned backward key.
+    TempDir dir;
+    KernelSpec bwd;
+    bwd.pass = Pass::backward;
+    const TileConfig tuned{32, 64, 4, 2, false};
+    REQUIRE(tuned != codegen::default_config(bwd, kHopper));
+    cache::TuningRecord record = record_for({1, 4096, 4096}, tuned);
+    record.spec = bwd;
+    // Three stages cannot run the backward (its Q/dO ring has two): skipped, never served.
+    cache::TuningRecord unrunnable = record_for({1, 1024, 1024}, {64, 128, 8, 3, false});
+    unrunnable.spec = bwd;
+    fill(dir.file("user.db"), {record, unrunnable});
+    cache::Cache cache({dir.file("user.db"), "", kTemplates});
+
+    const cache::LookupResult exact = cache.lookup({kH100, bwd, {1, 4096, 4096}}, kHopper);
+    CHECK(exact.source == cache::LookupSource::exact);
+    CHECK(exact.config == tuned);
+    KernelSpec deterministic = bwd;
+    deterministic.deterministic = true; // not a key column: the dK/dV kernel's config serves both
+    CHECK(cache.lookup({kH100, deterministic, {1, 4096, 4096}}, kHopper).config == tuned);
+    const cache::LookupResult bucket = cache.lookup({kH100, bwd, {1, 3000, 3000}}, kHopper);
+    CHECK(bucket.source == cache::LookupSource::bucket);
+    CHECK(bucket.config == tuned);
+
+    const cache::LookupResult forward = cache.lookup(key_for({1, 4096, 4096}), kHopper);
+    CHECK(forward.source == cache::LookupSource::default_config);
+    CHECK(forward.config == codegen::default_config(KernelSpec{}, kHopper));
+
+    const cache::LookupResult skipped = cache.lookup({kH100, bwd, {1, 1024, 1024}}, kHopper);
+    CHECK(skipped.source == cache::LookupSource::default_config);
+    CHECK(skipped.config == codegen::default_config(bwd, kHopper));
+    const auto steps = cache.explain({kH100, bwd, {1, 1024, 1024}}, kHopper);
+    CHECK(contains(steps[0].reason, "num_stages 3"));
+  }
+
   TEST_CASE("the user's record wins over the base's, level by level") {
     TempDir dir;
     fill(dir.file("base.db"), {record_for({1, 4096, 4096}, kA), record_for({1, 2048, 2048}, kA),

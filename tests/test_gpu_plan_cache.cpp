@@ -1,8 +1,10 @@
 // Plans and the tuning database together, on the device: where the config comes from (exact,
-// bucket, default), and a warm process loading the cubin from the database instead of NVRTC.
+// bucket, default, tuned on a miss), and a warm process loading the cubin from the database
+// instead of NVRTC.
 #include "cache/database.h"
 #include "codegen/embedded_templates.h"
 #include "tests/gpu_harness.h"
+#include "tests/test_tuner_support.h"
 #include "tuner/reference.h"
 
 #include <attnjit/cache.h>
@@ -103,5 +105,41 @@ TEST_SUITE("gpu.plan_cache") {
     // An explicit config bypasses the lookup.
     const ForwardPlan given(problem, TileConfig{128, 64, 4, 2, false});
     CHECK_FALSE(given.config_source().has_value());
+  }
+
+  TEST_CASE("tune on miss: the first plan tunes the key, the next ones take its record" *
+            test::needs_gpu()) {
+    ScopedDatabase db;
+    AttentionProblem problem = small_problem(300);
+    problem.spec.pass = Pass::backward;
+    PlanOptions options;
+    options.tune_on_miss.enabled = true;
+    options.tune_on_miss.worker = {test::cli_path(), "tune-worker"};
+
+    const BackwardPlan plain(problem); // not asked to tune: the default, nothing written
+    CHECK(plain.config_source() == cache::LookupSource::default_config);
+    {
+      cache::Database database(db.path, cache::OpenMode::read_write);
+      CHECK(database.count_records() == 0);
+    }
+    const BackwardPlan tuned(problem, options);
+    for (const std::string& w : tuned.cache_warnings())
+      MESSAGE(w);
+    CHECK(tuned.config_source() == cache::LookupSource::tuned);
+    CHECK(tuned.binary_from_cache()); // the tuner stored the winner's cubin
+    const BackwardPlan next(problem, options);
+    CHECK(next.config_source() == cache::LookupSource::exact);
+    CHECK(next.config() == tuned.config());
+    cache::Database database(db.path, cache::OpenMode::read_write);
+    CHECK(database.count_records() == 1);
+
+    // In this process, without a worker, for the forward of another shape.
+    PlanOptions in_process = options;
+    in_process.tune_on_miss.worker.clear();
+    in_process.tune_on_miss.budget = std::chrono::seconds(5);
+    const ForwardPlan forward(small_problem(1000), in_process);
+    CHECK(forward.config_source() == cache::LookupSource::tuned);
+    check_output(forward);
+    CHECK(database.count_records() == 2);
   }
 }

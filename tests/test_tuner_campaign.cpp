@@ -133,17 +133,60 @@ TEST_SUITE("tuner.campaign") {
     TempDir dir;
     const std::string db = (dir.path / "tune.db").string();
     Benches benches;
-    std::vector<NamedProblem> list = seed_suite(false, true); // backward: not tuned yet
-    list.resize(2);
-    list.push_back({"d80", parse_problem_line("--head-dim=80")}); // no such kernel
+    std::vector<NamedProblem> list;
+    // No such kernels: head dim 80; a backward of head dims 256 + 256.
+    list.push_back({"d80", parse_problem_line("--head-dim=80")});
+    list.push_back({"bwd d256", parse_problem_line("--pass=bwd --head-dim=256")});
     list.push_back({"bad", parse_problem_line("--heads=6 --kv-heads=4")});
     const auto results = run_campaign(list, benches.factory(), sim_options(db));
-    CHECK(count(results, ProblemState::unsupported) == 3);
-    CHECK(results[3].state == ProblemState::failed); // invalid, not merely unsupported
+    CHECK(count(results, ProblemState::unsupported) == 2);
+    CHECK(results[2].state == ProblemState::failed); // invalid, not merely unsupported
     for (const ProblemResult& r : results)
       CHECK_FALSE(r.message.empty());
     cache::Database check(db, cache::OpenMode::read_write);
     CHECK(check.count_records() == 0);
+  }
+
+  TEST_CASE("backward problems tune into the database like forward ones") {
+    TempDir dir;
+    const std::string db = (dir.path / "tune.db").string();
+    Benches benches;
+    std::vector<NamedProblem> list = seed_suite(false, true);
+    list.resize(2); // mhsa-1 (d64, packed) and mhsa-2 (d128)
+    list.push_back(three_problems()[0]);
+    list.back().problem.spec.pass = Pass::backward;
+    list.back().problem.spec.deterministic = true; // not a key column: one record serves both
+    const auto results = run_campaign(list, benches.factory(), sim_options(db));
+    REQUIRE(count(results, ProblemState::tuned) == 3);
+    cache::Database check(db, cache::OpenMode::read_write);
+    CHECK(check.count_records() == 3);
+    for (const ProblemResult& r : results) {
+      INFO(r.problem.name);
+      const cache::TuningRecord& record = *r.record;
+      CHECK(record.spec.pass == Pass::backward);
+      CHECK(check.find(cache::key_of(record)) == record);
+      const TuneReport& report = *r.report;
+      // The backward's own axes only: two stages, Q never in registers.
+      for (const CandidateReport& c : report.candidates)
+        if (c.pruned.ok()) {
+          CHECK(c.config.num_stages == 2);
+          CHECK_FALSE(c.config.q_in_registers);
+        }
+      CHECK(report.tried >= 6);
+      CHECK(report.default_config ==
+            codegen::default_config(record.spec, codegen::arch_limits("sm_90a")));
+      // The winner's CUBIN is stored under the key BackwardPlan computes.
+      const codegen::GeneratedKernel k =
+          codegen::generate_backward(r.problem.problem.spec, record.config);
+      cache::BinaryKey binary{k.source, k.name_expressions(), "sm_90a"};
+      binary.nvrtc_version = record.nvrtc_version;
+      binary.template_hash = record.template_hash;
+      CHECK(check.find_binary(binary).binary);
+    }
+    // The forward record of the same spec and shape is another key.
+    const auto forward = run_campaign({three_problems()[0]}, benches.factory(), sim_options(db));
+    CHECK(forward[0].state == ProblemState::tuned);
+    CHECK(check.count_records() == 4);
   }
 
   TEST_CASE("--devices all: one bench per GPU, every record in one database") {

@@ -1,5 +1,6 @@
-// The candidate space and can_implement: every grid config is accepted or pruned with a reason,
-// codegen's own candidates are always in, and every accepted config compiles with NVRTC.
+// The candidate space and can_implement: every grid config (forward and backward) is accepted or
+// pruned with a reason, codegen's own candidates are always in, and every accepted config
+// compiles with NVRTC.
 #include "tuner/space.h"
 #include "tuner/tune.h"
 
@@ -48,6 +49,42 @@ TEST_SUITE("tuner.space") {
           CHECK_FALSE(codegen::why_not(p.spec, c, device).empty());
         }
       }
+  }
+
+  TEST_CASE("the backward's space: its own axes, every config accepted or pruned with a reason") {
+    for (const char* arch : {"sm_80", "sm_86", "sm_90a"})
+      for (int d : {64, 128}) {
+        AttentionProblem p = problem_of(d);
+        p.spec.pass = Pass::backward;
+        const codegen::ArchLimits device = codegen::arch_limits(arch);
+        const Space space = enumerate(p, device);
+        INFO(arch, " d", d);
+        CHECK(space.accepted.front() == codegen::default_config(p.spec, device));
+        CHECK(space.accepted.size() + space.pruned.size() == tuning_grid(p.spec, device).size());
+        for (const TileConfig& c : codegen::candidates(p.spec, device))
+          CHECK(std::count(space.accepted.begin(), space.accepted.end(), c) == 1);
+        for (const TileConfig& c : space.accepted) {
+          CHECK(codegen::why_not(p.spec, c, device).empty());
+          CHECK(c.num_stages == 2);
+          CHECK_FALSE(c.q_in_registers);
+        }
+        for (const auto& [c, verdict] : space.pruned) {
+          CHECK(known_reason(verdict.reason));
+          CHECK_FALSE(codegen::why_not(p.spec, c, device).empty());
+        }
+        // More than codegen's four (d128) or six (d64): the search has real choices.
+        if (std::string(arch) == "sm_90a") CHECK(space.accepted.size() >= (d == 64 ? 10u : 7u));
+      }
+  }
+
+  TEST_CASE("the backward's grid limit counts key blocks of every query head") {
+    AttentionProblem p = problem_of(64, 64, {int64_t(1) << 20, 64, 4096});
+    p.spec.pass = Pass::backward;
+    // 2^20 batches x 64 heads x 32 key blocks = 2^31 CTAs, past INT_MAX (query blocks: 2^26).
+    CHECK(can_implement(p, {64, 128, 8, 2, false}, codegen::arch_limits("sm_90a")).reason ==
+          kReasonGrid);
+    p.shape = {1, 4096, 4096};
+    CHECK(can_implement(p, {64, 128, 8, 2, false}, codegen::arch_limits("sm_90a")).ok());
   }
 
   TEST_CASE("the reasons: shared memory per device, the grid limit, spills after compiling") {

@@ -62,6 +62,7 @@ TEST_SUITE("tuner.worker") {
     wire::Writer w;
     ProblemSetup s = setup();
     s.problem.spec.mask = Mask::causal;
+    s.check_keys = 77;
     s.problem.softmax_scale = 0.25f;
     s.measure.max_cv = 0.03;
     wire::put(w, s);
@@ -74,6 +75,7 @@ TEST_SUITE("tuner.worker") {
     const ProblemSetup s2 = wire::get_setup(r);
     CHECK(s2.problem == s.problem);
     CHECK(s2.seed == 7);
+    CHECK(s2.check_keys == s.check_keys);
     CHECK(s2.measure.max_cv == 0.03);
     const CompiledCandidate c2 = wire::get_candidate(r);
     CHECK(c2.config == c.config);
@@ -128,7 +130,7 @@ TEST_SUITE("tuner.worker") {
     CHECK_THROWS_AS(WorkerBench({"/nonexistent/attnjit", "tune-worker"}, 0), Error);
   }
 
-  TEST_CASE("attnjit tune on the simulated GPU: records, resume, unsupported, JSON") {
+  TEST_CASE("attnjit tune on the simulated GPU: records, resume, backward, unsupported, JSON") {
     char dir[] = "/tmp/attnjit-tune-cli-XXXXXX";
     REQUIRE(mkdtemp(dir) != nullptr);
     const std::string db = std::string(dir) + "/t.db";
@@ -144,9 +146,14 @@ TEST_SUITE("tuner.worker") {
     CHECK(status == 0);
     CHECK(out.find(R"("state":"skipped")") != std::string::npos);
     CHECK(out.front() == '{');
-    out = run_cli("tune --simulate --suite=seed-bwd --db=" + db, &status);
+    // The backward the same way: two NVRTC compiles of backward candidates, then a record.
+    const std::string bwd = "tune --simulate --pass=bwd --budget=2 --heads=4 --head-dim=64 ";
+    out = run_cli(bwd + "--seqlen=256 --db=" + db, &status);
     CHECK(status == 0);
-    CHECK(out.find("15 unsupported") != std::string::npos);
+    CHECK(out.find("bwd mha bf16 d64") != std::string::npos);
+    CHECK(out.find("1 tuned") != std::string::npos);
+    out = run_cli("tune --simulate --pass=bwd --head-dim=256 --db=" + db, &status);
+    CHECK(out.find("1 unsupported") != std::string::npos);
     out = run_cli("tune --simulate --block-m=64 --db=" + db, &status);
     CHECK(status != 0);
     CHECK(out.find("tile flags") != std::string::npos);

@@ -25,18 +25,23 @@ struct ProblemSetup {
   AttentionProblem problem;
   uint64_t seed = 0;        // of the random inputs: fixed, so every candidate sees the same ones
   int64_t check_rows = 512; // output rows compared with the fp64 reference (all when fewer)
+  // Backward: dK/dV rows compared too, drawn from at most two (batch, KV head) pairs, since each
+  // pair costs the reference a pass over every query of its group.
+  int64_t check_keys = 256;
   MeasureOptions measure;
 };
 
 // One compiled candidate as the device needs it: the CUBIN and how to launch it. The tuner's
-// TileConfig decides the grid (ceil(Sq / block_m) * B * H CTAs for the forward); threads and
-// shared memory come from the generated kernel.
+// TileConfig decides the grid (ceil(Sq / block_m) * B * H CTAs for the forward; the backward's
+// launches as codegen/backward_launch.h computes them); threads and shared memory come from the
+// generated kernel.
 struct CompiledCandidate {
   int id = 0; // the tuner's index, echoed in outcomes
   TileConfig config;
   std::string slug;
   std::vector<char> cubin;
-  std::vector<std::string> kernels; // lowered names; the forward launches kernels[0]
+  // Lowered names, main kernel first: the forward launches kernels[0]; the backward all four.
+  std::vector<std::string> kernels;
   int threads = 0;
   int dynamic_smem = 0; // bytes
 };
@@ -52,9 +57,10 @@ const char* to_string(Status status);
 struct Outcome {
   int id = 0;
   Status status = Status::failed;
-  std::string detail;   // why it was rejected, or the comparison summary when ok
-  double max_error = 0; // largest |O - reference| over the checked rows
-  Measurement time;     // when ok
+  std::string detail; // why it was rejected, or the comparison summary when ok
+  // Largest |O - reference| (backward: of dQ, dK and dV) over the checked rows.
+  double max_error = 0;
+  Measurement time; // when ok
 };
 
 class Bench {

@@ -39,6 +39,7 @@ cache::TuningRecord make_record(const TuneReport& report, const DeviceInfo& devi
   cache::TuningRecord r;
   r.device = cache::fingerprint_of(device);
   r.spec = report.problem.spec;
+  r.spec.deterministic = false; // not a key column (docs/CACHE.md): one record serves both modes
   r.shape = report.problem.shape;
   r.config = report.winner;
   r.median_ms = report.median_ms;
@@ -54,6 +55,19 @@ cache::TuningRecord make_record(const TuneReport& report, const DeviceInfo& devi
   r.template_hash = codegen::template_hash();
   r.attnjit_version = ATTNJIT_VERSION;
   return r;
+}
+
+cache::TuningRecord store_result(cache::Database& db, const TuneReport& report,
+                                 const DeviceInfo& device) {
+  cache::TuningRecord record = make_record(report, device);
+  record.created_at = cache::unix_now(); // what put() would set: the caller sees the row
+  db.put(record);
+  const CompiledSource& src = report.winner_source;
+  if (!report.winner_cubin.empty() && !src.source.empty())
+    db.put_binary({src.source, src.name_expressions, report.arch, record.nvrtc_version, src.options,
+                   record.template_hash},
+                  {report.winner_cubin, report.winner_kernels});
+  return record;
 }
 
 namespace {
@@ -104,14 +118,7 @@ void run_one(Shared& s, Bench& bench, cache::Database& db, ProblemResult& r) {
                       std::lock_guard lock(s.mutex);
                       if (s.events.progress) s.events.progress(r, p);
                     });
-    r.record = make_record(*r.report, info);
-    r.record->created_at = cache::unix_now(); // what put() would set: the result shows the row
-    db.put(*r.record);
-    const CompiledSource& src = r.report->winner_source;
-    if (!r.report->winner_cubin.empty() && !src.source.empty())
-      db.put_binary({src.source, src.name_expressions, r.report->arch, r.record->nvrtc_version,
-                     src.options, r.record->template_hash},
-                    {r.report->winner_cubin, r.report->winner_kernels});
+    r.record = store_result(db, *r.report, info);
     r.state = ProblemState::tuned;
   } catch (const Error& e) {
     r.state = e.kind() == ErrorKind::unsupported ? ProblemState::unsupported : ProblemState::failed;

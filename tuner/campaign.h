@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+namespace attnjit::cache {
+class Database;
+}
+
 namespace attnjit::tuner {
 
 struct CampaignOptions {
@@ -30,7 +34,7 @@ enum class ProblemState {
   tuned,       // record written
   skipped,     // a record with this build's templates exists
   held,        // another live process claims it
-  unsupported, // the spec is valid but not served yet (the backward, MLA head dims)
+  unsupported, // the spec is valid but not served (a head dim no kernel has)
   failed,      // no candidate passed, or the problem could not be set up
 };
 const char* to_string(ProblemState state);
@@ -63,6 +67,12 @@ std::vector<ProblemResult> run_campaign(const std::vector<NamedProblem>& problem
 
 // The database record of a tuned problem, with this build's provenance.
 cache::TuningRecord make_record(const TuneReport& report, const DeviceInfo& device);
+
+// Writes make_record()'s record into `db`, and the winner's CUBIN into its binary cache under the
+// key a plan computes (cache::BinaryKey), so a plan that finds the record runs no NVRTC. Returns
+// the record as stored (created_at set).
+cache::TuningRecord store_result(cache::Database& db, const TuneReport& report,
+                                 const DeviceInfo& device);
 
 // The device's limits as can_implement uses them.
 codegen::ArchLimits limits_of(const DeviceInfo& device);

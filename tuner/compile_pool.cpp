@@ -11,9 +11,7 @@
 namespace attnjit::tuner {
 
 codegen::GeneratedKernel generate_kernel(const KernelSpec& spec, const TileConfig& config) {
-  if (spec.pass == Pass::forward) return codegen::generate_forward(spec, config);
-  throw Error(ErrorKind::unsupported,
-              fmt::format("the tuner does not tune the backward pass yet ({})", to_string(spec)));
+  return codegen::generate(spec, config);
 }
 
 CompileResult compile_candidate(const CompileContext& context, int id, const TileConfig& config,

@@ -21,8 +21,7 @@ using GenerateFn = std::function<codegen::GeneratedKernel(const KernelSpec&, con
 // Request -> CUBIN. Tests substitute a fake compiler through it.
 using CompileFn = std::function<runtime::CompiledProgram(const runtime::CompileRequest&)>;
 
-// The default GenerateFn: codegen::generate_forward for a forward spec. The backward is not
-// tuned yet: Error(unsupported) until codegen generates it (then it dispatches here).
+// The default GenerateFn: codegen::generate, the forward or the backward by spec.pass.
 codegen::GeneratedKernel generate_kernel(const KernelSpec& spec, const TileConfig& config);
 
 // What identifies a CUBIN in the binary cache (cache::BinaryKey): kept for the winner, so a plan

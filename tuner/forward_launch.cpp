@@ -9,35 +9,6 @@
 
 namespace attnjit::tuner {
 
-CandidateModule::CandidateModule(const CompiledCandidate& candidate) : candidate_(candidate) {
-  candidate_.cubin.clear(); // the driver keeps the code once loaded
-  const runtime::DriverApi& api = runtime::driver();
-  if (candidate.kernels.empty() || candidate.cubin.empty())
-    throw Error(ErrorKind::invalid_argument,
-                fmt::format("candidate {} has no CUBIN or kernel name", candidate.slug));
-  runtime::check(api.cuModuleLoadData(&module_, candidate.cubin.data()),
-                 fmt::format("cuModuleLoadData({})", candidate.slug).c_str());
-  try {
-    runtime::check(api.cuModuleGetFunction(&function_, module_, candidate.kernels[0].c_str()),
-                   fmt::format("cuModuleGetFunction({})", candidate.kernels[0]).c_str());
-    // Above 48 KiB a launch needs the opt-in; the driver refuses what the device cannot give.
-    if (candidate.dynamic_smem > 48 * 1024)
-      runtime::check(api.cuFuncSetAttribute(function_,
-                                            CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                            candidate.dynamic_smem),
-                     fmt::format("cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {}) for {}",
-                                 candidate.dynamic_smem, candidate.slug)
-                         .c_str());
-  } catch (...) {
-    api.cuModuleUnload(module_);
-    throw;
-  }
-}
-
-CandidateModule::~CandidateModule() {
-  if (module_) runtime::driver().cuModuleUnload(module_);
-}
-
 CUresult launch_forward(const CandidateModule& module, const AttentionProblem& problem,
                         const ForwardArgs& args, CUstream stream) {
   const KernelSpec& s = problem.spec;
@@ -68,33 +39,6 @@ CUresult launch_forward(const CandidateModule& module, const AttentionProblem& p
   const unsigned grid = unsigned(m_blocks * sh.batch * s.num_heads);
   return runtime::driver().cuLaunchKernel(module.function(), grid, 1, 1, unsigned(c.threads), 1, 1,
                                           unsigned(c.dynamic_smem), stream, kernel_args, nullptr);
-}
-
-bool is_sticky(CUresult r) {
-  switch (r) {
-  case CUDA_ERROR_ILLEGAL_ADDRESS:
-  case CUDA_ERROR_LAUNCH_FAILED:
-  case CUDA_ERROR_ILLEGAL_INSTRUCTION:
-  case CUDA_ERROR_MISALIGNED_ADDRESS:
-  case CUDA_ERROR_INVALID_ADDRESS_SPACE:
-  case CUDA_ERROR_INVALID_PC:
-  case CUDA_ERROR_HARDWARE_STACK_ERROR:
-  case CUDA_ERROR_ASSERT:
-  case CUDA_ERROR_LAUNCH_TIMEOUT:
-  case CUDA_ERROR_ECC_UNCORRECTABLE:
-  case CUDA_ERROR_CONTEXT_IS_DESTROYED:
-    return true;
-  default:
-    return false;
-  }
-}
-
-std::string describe(CUresult result) {
-  const char* name = nullptr;
-  const char* text = nullptr;
-  runtime::driver().cuGetErrorName(result, &name);
-  runtime::driver().cuGetErrorString(result, &text);
-  return fmt::format("{} ({})", name ? name : "unknown CUDA error", text ? text : "no description");
 }
 
 } // namespace attnjit::tuner

@@ -21,9 +21,13 @@ std::string classify(const std::string& why) {
   return kReasonTileShape;
 }
 
+// The main kernel's grid. The backward's is ceil(Sk / block_n) * B * KV * kv_splits, and
+// kv_splits (codegen/backward_launch.cpp) reaches at most the group size: B * H bounds it.
 int64_t grid_blocks(const AttentionProblem& problem, const TileConfig& config) {
-  const int64_t m_blocks = (problem.shape.seqlen_q + config.block_m - 1) / config.block_m;
-  return m_blocks * problem.shape.batch * problem.spec.num_heads;
+  const bool forward = problem.spec.pass == Pass::forward;
+  const int64_t seqlen = forward ? problem.shape.seqlen_q : problem.shape.seqlen_k;
+  const int block = forward ? config.block_m : config.block_n;
+  return (seqlen + block - 1) / block * problem.shape.batch * problem.spec.num_heads;
 }
 
 } // namespace
@@ -32,7 +36,7 @@ Verdict can_implement(const AttentionProblem& problem, const TileConfig& config,
                       const codegen::ArchLimits& device) {
   if (std::string why = codegen::why_not(problem.spec, config, device); !why.empty())
     return {classify(why), why};
-  if (config.block_m > 0 && grid_blocks(problem, config) > INT_MAX)
+  if (config.block_m > 0 && config.block_n > 0 && grid_blocks(problem, config) > INT_MAX)
     return {kReasonGrid,
             fmt::format("{} CTAs exceed the grid limit {}", grid_blocks(problem, config), INT_MAX)};
   return {};
@@ -54,7 +58,22 @@ Verdict can_implement(const AttentionProblem& problem, const TileConfig& config,
   return {};
 }
 
-std::vector<TileConfig> tuning_grid(const KernelSpec& spec, const codegen::ArchLimits& device) {
+namespace {
+
+// What BwdTraits exposes: block_m, block_n and warps (the Q/dO ring has two stages, Q is never in
+// registers). Its static_asserts (16-key tiles per warp, warps covering block_m's 16-row tiles of
+// dQ) and the register estimate prune most of the 48: on sm_90a 8 are left for d128, where
+// codegen::candidates alone has 4, and 13 for d64.
+std::vector<TileConfig> backward_grid() {
+  std::vector<TileConfig> grid;
+  for (int block_m : {16, 32, 64, 128})
+    for (int block_n : {32, 64, 128, 256})
+      for (int warps : {2, 4, 8})
+        grid.push_back({block_m, block_n, warps, 2, false});
+  return grid;
+}
+
+std::vector<TileConfig> forward_grid() {
   std::vector<TileConfig> grid;
   // 256 query rows only with 8 warps: 4 warps would hold 64 rows each, past any register budget.
   for (int block_m : {64, 128, 256})
@@ -63,6 +82,13 @@ std::vector<TileConfig> tuning_grid(const KernelSpec& spec, const codegen::ArchL
         for (int stages : {2, 3})
           for (bool q_regs : {false, true})
             grid.push_back({block_m, block_n, warps, stages, q_regs});
+  return grid;
+}
+
+} // namespace
+
+std::vector<TileConfig> tuning_grid(const KernelSpec& spec, const codegen::ArchLimits& device) {
+  std::vector<TileConfig> grid = spec.pass == Pass::forward ? forward_grid() : backward_grid();
   // What codegen offers joins, so a new axis value there is tuned without touching this grid.
   for (const TileConfig& c : codegen::candidates(spec, device))
     if (std::find(grid.begin(), grid.end(), c) == grid.end()) grid.push_back(c);

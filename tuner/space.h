@@ -45,9 +45,10 @@ Verdict can_implement(const AttentionProblem& problem, const TileConfig& config,
                       const codegen::ArchLimits& device,
                       std::span<const runtime::ResourceUsage> usage, const PruneRules& rules);
 
-// Every config the tuner considers for `spec`: its own grid (block_m 64..256, block_n 32..128,
-// 4 or 8 warps, 2 or 3 stages, Q in registers or not) plus whatever codegen::candidates offers,
-// without duplicates, in a fixed order.
+// Every config the tuner considers for `spec`: its own grid plus whatever codegen::candidates
+// offers, without duplicates, in a fixed order. The forward's grid: block_m 64..256, block_n
+// 32..128, 4 or 8 warps, 2 or 3 stages, Q in registers or not (72). The backward's: block_m
+// 16..128, block_n 32..256, 2, 4 or 8 warps, 2 stages (48; the backward has no other axes).
 std::vector<TileConfig> tuning_grid(const KernelSpec& spec, const codegen::ArchLimits& device);
 
 struct Space {

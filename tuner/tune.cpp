@@ -143,7 +143,7 @@ TuneReport tune(const AttentionProblem& problem, Bench* bench, const codegen::Ar
   report.dry_run = bench == nullptr;
   const Space space = enumerate(problem, device);
   report.default_config = space.default_config;
-  // The generator refuses a spec it cannot serve (the backward, for now) before any work.
+  // The generator refuses a spec it cannot serve before any work.
   (options.generate ? options.generate : generate_kernel)(problem.spec, space.default_config);
 
   const std::vector<TileConfig> chosen =
@@ -163,7 +163,9 @@ TuneReport tune(const AttentionProblem& problem, Bench* bench, const codegen::Ar
     ~CancelOnExit() { cancel.store(true); }
   } cancel_on_exit{*run.cancel};
   // The inputs and the reference are made while the pool compiles.
-  if (bench) bench->prepare({problem, options.seed, options.check_rows, options.measure});
+  if (bench)
+    bench->prepare(
+        {problem, options.seed, options.check_rows, options.check_keys, options.measure});
 
   Progress p;
   p.total = int(chosen.size());

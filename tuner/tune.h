@@ -28,6 +28,7 @@ struct Budget {
 struct TuneOptions {
   uint64_t seed = 20261126; // of the inputs: the same for every candidate and every run
   int64_t check_rows = 512;
+  int64_t check_keys = 256; // backward: dK/dV rows (ProblemSetup::check_keys)
   MeasureOptions measure{10, 50, true, 0.03, 2};
   SelectionRules selection;
   PruneRules prune;

@@ -135,13 +135,13 @@ Measurement get_measurement(Reader& r) {
 
 void put(Writer& w, const ProblemSetup& s) {
   put(w, s.problem);
-  w.i64(int64_t(s.seed)), w.i64(s.check_rows);
+  w.i64(int64_t(s.seed)), w.i64(s.check_rows), w.i64(s.check_keys);
   put(w, s.measure);
 }
 ProblemSetup get_setup(Reader& r) {
   ProblemSetup s;
   s.problem = get_problem(r);
-  s.seed = uint64_t(r.i64()), s.check_rows = r.i64();
+  s.seed = uint64_t(r.i64()), s.check_rows = r.i64(), s.check_keys = r.i64();
   s.measure = get_measure_options(r);
   return s;
 }

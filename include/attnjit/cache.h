@@ -67,8 +67,9 @@ RecordKey key_of(const TuningRecord& record);
 // "NVIDIA H100 80GB HBM3|fwd|bf16|128|128|32|32|separate|none|B=1|Sq=4096|Sk=4096".
 std::string to_string(const RecordKey& key);
 
-// Which of the three lookup levels produced a config.
-enum class LookupSource { exact, bucket, default_config };
+// Which of the three lookup levels produced a config; or, with tune-on-miss (plan.h), that the
+// plan tuned the key itself (`tuned`) or waited for the process or thread that did (`waited`).
+enum class LookupSource { exact, bucket, default_config, tuned, waited };
 const char* to_string(LookupSource source);
 
 // The bucket a shape falls in (docs/CACHE.md, "Lookup"): sequence lengths rounded up to a power

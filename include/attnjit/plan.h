@@ -10,6 +10,7 @@
 #include <attnjit/cache.h>
 #include <attnjit/spec.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -36,16 +37,43 @@ struct TensorView {
 TensorView contiguous_bshd(const void* data, int64_t seqlen, int64_t heads, int64_t head_dim);
 
 struct ForwardArgs {
-  TensorView q, k, v;
+  TensorView q, k, v;   // for Layout::v_in_k, v is k's view again: V is K's first Dv columns
   TensorView o;         // written: [B, Sq, H, Dv]
   float* lse = nullptr; // written: [B, H, Sq] natural-log logsumexp of the scaled scores
 };
 
+// Opt-in tuning when the tuning database has nothing for a problem: neither its shape nor its
+// shape's bucket (docs/CACHE.md, "Tune on miss"). Off by default: a plan then never tunes,
+// because tuning takes seconds to minutes of GPU time in the caller's thread. Of all the
+// processes and threads that miss one key, one tunes it and writes the record; the others wait
+// for that record (config_source() says `waited`) or, after `wait`, take the default config
+// (cache_warnings() says why).
+struct TuneOnMiss {
+  bool enabled = false;
+  // The process candidates run in, e.g. {"/usr/bin/attnjit", "tune-worker"} ("--device=N" and
+  // "--fd=3" are appended): a candidate that faults then costs a worker restart. Empty: they run
+  // in this process, where a faulting candidate would leave the device's CUDA context unusable.
+  std::vector<std::string> worker;
+  // While another process (or thread) tunes the same key, how long to wait for its record before
+  // taking the default config.
+  std::chrono::seconds wait{600};
+  // > 0: stop timing new candidates after this long (the default config is always timed).
+  std::chrono::seconds budget{0};
+};
+
+struct PlanOptions {
+  int device = 0;
+  TuneOnMiss tune_on_miss;
+};
+
 class ForwardPlan {
 public:
-  // config == nullopt: the default TileConfig for this problem on this device.
+  // config == nullopt: the tuning database's config for this problem on this device, else the
+  // default TileConfig (docs/CACHE.md, "Lookup").
   explicit ForwardPlan(const AttentionProblem& problem,
                        std::optional<TileConfig> config = std::nullopt, int device = 0);
+  // The database's config, with options: the device, and tuning on a miss.
+  ForwardPlan(const AttentionProblem& problem, const PlanOptions& options);
   ~ForwardPlan();
   ForwardPlan(ForwardPlan&&) noexcept;
   ForwardPlan& operator=(ForwardPlan&&) noexcept;
@@ -55,8 +83,9 @@ public:
   // Throws Error(invalid_argument) naming a null, misaligned or overlapping argument.
   void run(const ForwardArgs& args, Stream stream) const;
 
-  // Where config() came from: the tuning database (the exact shape or its bucket) or the default
-  // table; nullopt when the caller passed the config. docs/CACHE.md has the lookup order.
+  // Where config() came from: the tuning database (the exact shape or its bucket), the default
+  // table, or tuning on a miss (this plan tuned it, or waited for the process that did); nullopt
+  // when the caller passed the config. docs/CACHE.md has the lookup order.
   std::optional<cache::LookupSource> config_source() const;
   bool binary_from_cache() const; // the cubin came from the database: no NVRTC work
   // Problems with the databases met while planning (each reported once per process).
@@ -68,6 +97,8 @@ public:
   int local_memory_bytes() const; // > 0 means register spills
 
 private:
+  ForwardPlan(const AttentionProblem& problem, std::optional<TileConfig> config,
+              const PlanOptions& options);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -89,9 +120,11 @@ struct BackwardArgs {
 
 class BackwardPlan {
 public:
-  // config == nullopt: the default TileConfig of the backward's main kernel on this device.
+  // config == nullopt: the tuning database's config of the backward's main (dK/dV) kernel, else
+  // its default TileConfig on this device.
   explicit BackwardPlan(const AttentionProblem& problem,
                         std::optional<TileConfig> config = std::nullopt, int device = 0);
+  BackwardPlan(const AttentionProblem& problem, const PlanOptions& options); // as ForwardPlan's
   ~BackwardPlan();
   BackwardPlan(BackwardPlan&&) noexcept;
   BackwardPlan& operator=(BackwardPlan&&) noexcept;
@@ -114,6 +147,8 @@ public:
   int local_memory_bytes() const;
 
 private:
+  BackwardPlan(const AttentionProblem& problem, std::optional<TileConfig> config,
+               const PlanOptions& options);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

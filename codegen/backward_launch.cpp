@@ -1,0 +1,141 @@
+#include "codegen/backward_launch.h"
+
+#include "codegen/plan_kernel.h"
+#include "codegen/tile_rules.h"
+#include "runtime/driver.h"
+
+#include <algorithm>
+
+namespace attnjit::codegen {
+namespace {
+
+// The workspace holds D ([B, H, Sq] fp32, padded to 16 bytes), the dQ accumulator, then the
+// GQA/MQA dK/dV partials when the group is split.
+int64_t padded_to_4(int64_t n) {
+  return (n + 3) / 4 * 4;
+}
+
+// With few KV heads one CTA per (key block, KV head) leaves most SMs idle (MQA at S=4096 has 32
+// CTAs for 132 SMs), so the group's query heads are split over more CTAs: the smallest divisor
+// of heads_per_kv that gives two CTAs per SM. Their fp32 dK/dV partials are then summed.
+int kv_splits_for(const AttentionProblem& problem, int num_n_blocks, int sm_count) {
+  const auto& s = problem.spec;
+  const int heads_per_kv = s.num_heads / s.num_kv_heads;
+  const int64_t ctas = int64_t(num_n_blocks) * problem.shape.batch * s.num_kv_heads;
+  for (int split = 1; split < heads_per_kv; ++split)
+    if (heads_per_kv % split == 0 && ctas * split >= 2 * int64_t(sm_count)) return split;
+  return heads_per_kv;
+}
+
+void set_strides(attnjit_i64& batch, attnjit_i64& seq, attnjit_i64& head, const TensorView& view) {
+  batch = view.batch_stride, seq = view.seq_stride, head = view.head_stride;
+}
+
+} // namespace
+
+BackwardLayout backward_layout(const AttentionProblem& problem, const TileConfig& config,
+                               int sm_count) {
+  const auto& s = problem.spec;
+  const auto& sh = problem.shape;
+  BackwardLayout m;
+  m.num_m_blocks = grid_blocks(sh.seqlen_q, config.block_m, 1, problem);
+  m.num_n_blocks = grid_blocks(sh.seqlen_k, config.block_n, sh.batch * s.num_kv_heads, problem);
+  grid_blocks(sh.seqlen_q, 128, sh.batch * s.num_heads, problem); // the D pre-pass
+  m.kv_splits = kv_splits_for(problem, m.num_n_blocks, sm_count);
+  m.dkv_partial_floats = m.kv_splits == 1 ? 0
+                                          : m.kv_splits * sh.batch * s.num_kv_heads * sh.seqlen_k *
+                                                (s.head_dim_qk + s.head_dim_v);
+  m.dsum_floats = padded_to_4(sh.batch * s.num_heads * sh.seqlen_q);
+  m.dq_accum_floats = s.deterministic ? 0 : sh.batch * s.num_heads * sh.seqlen_q * s.head_dim_qk;
+  if (s.deterministic) {
+    grid_blocks(sh.seqlen_q, 64, sh.batch * s.num_heads, problem);
+    m.dq_smem = backward_dq_smem_bytes(s);
+  }
+  return m;
+}
+
+CUresult prepare_backward_kernels(const BackwardKernels& kernels, const BackwardLayout& layout) {
+  if (layout.dq_smem == 0) return CUDA_SUCCESS;
+  return runtime::driver().cuFuncSetAttribute(
+      kernels.dq, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, layout.dq_smem);
+}
+
+BwdParams backward_params(const AttentionProblem& problem, const BackwardLayout& m,
+                          const BackwardArgs& a) {
+  const auto& s = problem.spec;
+  const auto& sh = problem.shape;
+  BwdParams p{};
+  p.q = a.q.data, p.k = a.k.data, p.v = a.v.data, p.o = a.o.data, p.dout = a.dout.data;
+  p.lse = a.lse;
+  p.dq = const_cast<void*>(a.dq.data), p.dk = const_cast<void*>(a.dk.data);
+  p.dv = const_cast<void*>(a.dv.data);
+  p.dsum = static_cast<float*>(a.workspace);
+  p.dq_accum = p.dsum + m.dsum_floats;
+  p.dkv_partial = p.dq_accum + m.dq_accum_floats;
+  p.kv_splits = m.kv_splits;
+  set_strides(p.q_batch_stride, p.q_seq_stride, p.q_head_stride, a.q);
+  set_strides(p.k_batch_stride, p.k_seq_stride, p.k_head_stride, a.k);
+  set_strides(p.v_batch_stride, p.v_seq_stride, p.v_head_stride, a.v);
+  set_strides(p.o_batch_stride, p.o_seq_stride, p.o_head_stride, a.o);
+  set_strides(p.do_batch_stride, p.do_seq_stride, p.do_head_stride, a.dout);
+  set_strides(p.dq_batch_stride, p.dq_seq_stride, p.dq_head_stride, a.dq);
+  set_strides(p.dk_batch_stride, p.dk_seq_stride, p.dk_head_stride, a.dk);
+  set_strides(p.dv_batch_stride, p.dv_seq_stride, p.dv_head_stride, a.dv);
+  p.batch = int(sh.batch);
+  p.num_heads = s.num_heads;
+  p.num_kv_heads = s.num_kv_heads;
+  p.heads_per_kv = s.num_heads / s.num_kv_heads;
+  p.seqlen_q = int(sh.seqlen_q);
+  p.seqlen_k = int(sh.seqlen_k);
+  p.num_m_blocks = m.num_m_blocks;
+  p.num_n_blocks = m.num_n_blocks;
+  p.softmax_scale = effective_softmax_scale(problem);
+  p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
+  return p;
+}
+
+LaunchStatus enqueue_backward(const BackwardKernels& kernels, const AttentionProblem& problem,
+                              const BackwardLayout& m, const BwdParams& params, CUstream stream) {
+  const runtime::DriverApi& api = runtime::driver();
+  const auto& s = problem.spec;
+  const auto& sh = problem.shape;
+  void* args[] = {const_cast<BwdParams*>(&params)};
+  const auto launch = [&](CUfunction f, int64_t blocks, int threads, int smem) {
+    return api.cuLaunchKernel(f, unsigned(blocks), 1, 1, unsigned(threads), 1, 1, unsigned(smem),
+                              stream, args, nullptr);
+  };
+  CUresult r = CUDA_SUCCESS;
+  if (!s.deterministic &&
+      (r = api.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(params.dq_accum), 0,
+                                size_t(m.dq_accum_floats), stream)) != CUDA_SUCCESS)
+    return {r, "cuMemsetD32Async(dq_accum)"};
+  const int64_t dsum_blocks = (sh.seqlen_q + 127) / 128 * sh.batch * s.num_heads;
+  if ((r = launch(kernels.dsum, dsum_blocks, 128, 0)) != CUDA_SUCCESS)
+    return {r, "cuLaunchKernel(D pre-pass)"};
+  if (sh.seqlen_k > 0) {
+    const int64_t blocks = int64_t(m.num_n_blocks) * sh.batch * s.num_kv_heads * m.kv_splits;
+    if ((r = launch(kernels.dkdv, blocks, kernels.threads, kernels.dynamic_smem)) != CUDA_SUCCESS)
+      return {r, "cuLaunchKernel(dK/dV kernel)"};
+  }
+  if (m.kv_splits > 1 && sh.seqlen_k > 0) {
+    const int64_t chunks =
+        sh.batch * s.num_kv_heads * sh.seqlen_k * (s.head_dim_qk + s.head_dim_v) / 8;
+    if ((r = launch(kernels.reduce, std::clamp<int64_t>((chunks + 255) / 256, 1, 4096), 256, 0)) !=
+        CUDA_SUCCESS)
+      return {r, "cuLaunchKernel(dK/dV reduction)"};
+  }
+  if (s.deterministic) {
+    const int64_t blocks = (sh.seqlen_q + 63) / 64 * sh.batch * s.num_heads;
+    if ((r = launch(kernels.dq, blocks, 128, m.dq_smem)) != CUDA_SUCCESS)
+      return {r, "cuLaunchKernel(deterministic dQ kernel)"};
+    return {};
+  }
+  // Grid-stride: enough blocks to fill any GPU, never more than the work.
+  const int64_t chunks = sh.batch * s.num_heads * sh.seqlen_q * s.head_dim_qk / 8;
+  if ((r = launch(kernels.dq, std::clamp<int64_t>((chunks + 255) / 256, 1, 4096), 256, 0)) !=
+      CUDA_SUCCESS)
+    return {r, "cuLaunchKernel(dQ conversion)"};
+  return {};
+}
+
+} // namespace attnjit::codegen

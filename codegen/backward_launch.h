@@ -1,0 +1,64 @@
+// The backward's launches, shared by BackwardPlan::run and the tuner's GPU bench, so the tuner
+// times exactly what a user pays: the grid geometry and workspace layout of a (problem, config,
+// SM count), the BwdParams of one set of arguments, and the launches in order (dQ accumulator
+// reset, D pre-pass, dK/dV kernel, GQA/MQA dK/dV reduction, dQ conversion or deterministic dQ).
+#pragma once
+
+#include <attnjit/plan.h>
+#include <attnjit/spec.h>
+
+#include <attnjit/bwd_params.h>
+#include <cuda.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace attnjit::codegen {
+
+struct BackwardLayout {
+  int num_m_blocks = 0, num_n_blocks = 0; // of the dK/dV kernel
+  // Query heads of a GQA/MQA group split over this many CTAs per key block (see .cpp).
+  int kv_splits = 1;
+  // The workspace, in fp32 words, in this order: D, the dQ accumulator, the dK/dV partials.
+  int64_t dsum_floats = 0, dq_accum_floats = 0, dkv_partial_floats = 0;
+  int dq_smem = 0; // dynamic shared memory of the deterministic dQ kernel; 0 otherwise
+
+  size_t workspace_bytes() const {
+    return size_t(dsum_floats + dq_accum_floats + dkv_partial_floats) * 4;
+  }
+};
+
+// Throws Error(invalid_argument) naming the problem when a grid would not fit a launch.
+BackwardLayout backward_layout(const AttentionProblem& problem, const TileConfig& config,
+                               int sm_count);
+
+// The program's kernels in GeneratedKernel::name_expressions() order, and the main one's launch.
+struct BackwardKernels {
+  CUfunction dkdv = nullptr, dsum = nullptr, dq = nullptr, reduce = nullptr;
+  int threads = 0;      // of the dK/dV kernel
+  int dynamic_smem = 0; // of the dK/dV kernel, bytes
+};
+
+// Opts the deterministic dQ kernel in to its shared memory (above 48 KiB); a no-op otherwise.
+// The dK/dV kernel's opt-in is the loader's, like every main kernel's.
+CUresult prepare_backward_kernels(const BackwardKernels& kernels, const BackwardLayout& layout);
+
+// The arguments as the kernels read them; the workspace is carved up as the layout says.
+BwdParams backward_params(const AttentionProblem& problem, const BackwardLayout& layout,
+                          const BackwardArgs& args);
+
+// What failed, for the caller to throw or (the tuner) to classify: a refused launch leaves the
+// context usable, a sticky error does not.
+struct LaunchStatus {
+  CUresult result = CUDA_SUCCESS;
+  const char* call = ""; // which launch
+  bool ok() const { return result == CUDA_SUCCESS; }
+};
+
+// Enqueues every launch of one backward on `stream`; stops at the first failure. Allocates
+// nothing, so it can be captured in a CUDA graph.
+LaunchStatus enqueue_backward(const BackwardKernels& kernels, const AttentionProblem& problem,
+                              const BackwardLayout& layout, const BwdParams& params,
+                              CUstream stream);
+
+} // namespace attnjit::codegen

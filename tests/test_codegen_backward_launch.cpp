@@ -1,0 +1,66 @@
+// The backward's launch geometry and workspace layout (codegen/backward_launch.h), which
+// BackwardPlan and the tuner's bench share: no GPU needed.
+#include "codegen/backward_launch.h"
+#include "codegen/tile_rules.h"
+
+#include <attnjit/error.h>
+
+#include <doctest/doctest.h>
+
+using namespace attnjit;
+
+namespace {
+
+AttentionProblem backward(int heads, int kv_heads, int64_t seqlen, int head_dim = 128) {
+  AttentionProblem p;
+  p.spec.pass = Pass::backward;
+  p.spec.head_dim_qk = p.spec.head_dim_v = head_dim;
+  p.spec.num_heads = heads;
+  p.spec.num_kv_heads = kv_heads;
+  p.shape = {1, seqlen, seqlen};
+  return p;
+}
+
+} // namespace
+
+TEST_SUITE("codegen.backward_launch") {
+  TEST_CASE("MHA: one CTA per key block and head; D and the dQ accumulator in the workspace") {
+    const codegen::BackwardLayout l =
+        codegen::backward_layout(backward(32, 32, 4096), {64, 128, 8, 2, false}, 132);
+    CHECK(l.num_m_blocks == 64);
+    CHECK(l.num_n_blocks == 32);
+    CHECK(l.kv_splits == 1);
+    CHECK(l.dsum_floats == 32 * 4096);
+    CHECK(l.dq_accum_floats == int64_t(32) * 4096 * 128);
+    CHECK(l.dkv_partial_floats == 0);
+    CHECK(l.dq_smem == 0);
+    CHECK(l.workspace_bytes() == size_t(32 * 4096 + 32 * 4096 * 128) * 4);
+  }
+
+  TEST_CASE("MQA: the group splits over CTAs until two per SM, with fp32 dK/dV partials") {
+    // 32 key blocks x 1 KV head = 32 CTAs; 16 splits give 512 >= 2 x 132, 8 give 256 < 264.
+    const codegen::BackwardLayout l =
+        codegen::backward_layout(backward(32, 1, 4096), {64, 128, 8, 2, false}, 132);
+    CHECK(l.kv_splits == 16);
+    CHECK(l.dkv_partial_floats == int64_t(16) * 4096 * 256);
+    // Smaller key blocks mean more CTAs, so fewer splits: the layout depends on the config.
+    CHECK(codegen::backward_layout(backward(32, 1, 4096), {64, 64, 4, 2, false}, 132).kv_splits ==
+          8);
+  }
+
+  TEST_CASE("deterministic: no dQ accumulator; the dQ kernel's shared memory") {
+    AttentionProblem p = backward(8, 8, 1000);
+    p.spec.deterministic = true;
+    const codegen::BackwardLayout l = codegen::backward_layout(p, {64, 128, 8, 2, false}, 132);
+    CHECK(l.dq_accum_floats == 0);
+    CHECK(l.dsum_floats == 8 * 1000);
+    CHECK(l.dq_smem == codegen::backward_dq_smem_bytes(p.spec));
+  }
+
+  TEST_CASE("a grid past the launch limit is refused by name") {
+    AttentionProblem p = backward(64, 64, 4096);
+    p.shape.batch = int64_t(1) << 20;
+    CHECK_THROWS_WITH_AS(codegen::backward_layout(p, {64, 128, 8, 2, false}, 132),
+                         doctest::Contains("over the grid limit"), Error);
+  }
+}

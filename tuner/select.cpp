@@ -55,10 +55,13 @@ std::vector<size_t> finalists(std::span<const Timed> timed, const SelectionRules
   return out;
 }
 
-size_t pick(std::span<const Timed> timed, double tie_band) {
+size_t pick(std::span<const Timed> timed, double tie_band, std::optional<size_t> incumbent) {
   const std::vector<size_t> order = by_speed(timed);
   if (order.empty()) throw Error(ErrorKind::internal, "no candidate was timed: nothing to pick");
   const double limit = timed[order.front()].median_ms * (1 + tie_band);
+  if (incumbent && *incumbent < timed.size() && timed[*incumbent].median_ms > 0 &&
+      timed[*incumbent].median_ms <= limit)
+    return *incumbent;
   size_t winner = order.front();
   for (size_t i : order)
     if (timed[i].median_ms <= limit && preferred(timed[i], timed[winner])) winner = i;

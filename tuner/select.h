@@ -44,9 +44,13 @@ struct SelectionRules {
 std::vector<size_t> finalists(std::span<const Timed> timed, const SelectionRules& rules,
                               std::optional<size_t> always = std::nullopt);
 
-// Index of the winner: the fastest median; candidates within `tie_band` of it tie and the one
-// preferred() puts first wins. Throws Error(internal) when nothing was timed.
-size_t pick(std::span<const Timed> timed, double tie_band);
+// Index of the winner: the fastest median; candidates within `tie_band` of it tie. A tie that
+// includes `incumbent` (the default config) goes to it: a tuned record must beat the default by
+// more than the band, so it is never slower than the default, and noise around a default that is
+// already near the best cannot flip the pick between runs. Other ties go to the one preferred()
+// puts first. Throws Error(internal) when nothing was timed.
+size_t pick(std::span<const Timed> timed, double tie_band,
+            std::optional<size_t> incumbent = std::nullopt);
 
 // One time from alternation rounds: the median of the rounds' medians.
 double combine_rounds(std::span<const double> round_medians);

@@ -114,7 +114,10 @@ void final_round(Bench& bench, const TuneOptions& options, std::vector<CompiledC
       report.candidates[report_index[i]].final_ms = timed[i].median_ms;
     }
   }
-  const size_t w = pick(final_timed, options.selection.tie_band);
+  std::optional<size_t> default_final;
+  for (size_t j = 0; j < chosen.size(); ++j)
+    if (default_index && chosen[j] == *default_index) default_final = j;
+  const size_t w = pick(final_timed, options.selection.tie_band, default_final);
   const size_t winner = report_index[chosen[w]];
   report.winner = report.candidates[winner].config;
   report.winner_outcome = *report.candidates[winner].outcome;

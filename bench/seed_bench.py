@@ -655,7 +655,8 @@ def case_line(entry):
     parts = []
     for name, b in entry["backends"].items():
         if b.get("status") != "ok":
-            parts.append(f"{name} {b.get('status')}")
+            why = f" ({b.get('reason', '')[:160]})" if b.get("status") == "error" else ""
+            parts.append(f"{name} {b.get('status')}{why}")
             continue
         tf = b.get("tflops", {})
         flags = " " + ",".join(b["flags"]) if b.get("flags") else ""

@@ -37,15 +37,29 @@ TEST_SUITE("codegen.backward_launch") {
     CHECK(l.workspace_bytes() == size_t(32 * 4096 + 32 * 4096 * 128) * 4);
   }
 
-  TEST_CASE("MQA: the group splits over CTAs until two per SM, with fp32 dK/dV partials") {
-    // 32 key blocks x 1 KV head = 32 CTAs; 16 splits give 512 >= 2 x 132, 8 give 256 < 264.
+  TEST_CASE("MQA: the group splits over CTAs to fill whole waves, with fp32 dK/dV partials") {
+    // 32 key blocks x 1 KV head = 32 CTAs, one per SM (8 warps): 4 splits give 128 CTAs, one
+    // wave of 8 heads each; 8, 16 or 32 splits take as long (2 waves x 4 heads, ...) with more
+    // partials.
     const codegen::BackwardLayout l =
         codegen::backward_layout(backward(32, 1, 4096), {64, 128, 8, 2, false}, 132);
-    CHECK(l.kv_splits == 16);
-    CHECK(l.dkv_partial_floats == int64_t(16) * 4096 * 256);
-    // Smaller key blocks mean more CTAs, so fewer splits: the layout depends on the config.
+    CHECK(l.kv_splits == 4);
+    CHECK(l.dkv_partial_floats == int64_t(4) * 4096 * 256);
+    // 64 key blocks of 4 warps, two CTAs per SM: 4 splits give 256 CTAs, one wave of 264 slots.
     CHECK(codegen::backward_layout(backward(32, 1, 4096), {64, 64, 4, 2, false}, 132).kv_splits ==
+          4);
+    // MQA H=40 S=2048: 16 key blocks; 8 splits fill one wave (128 CTAs), 20 took three.
+    CHECK(codegen::backward_layout(backward(40, 1, 2048), {64, 128, 8, 2, false}, 132).kv_splits ==
           8);
+    // Causal: early key blocks carry most of the work, so smaller pieces balance better.
+    AttentionProblem causal = backward(40, 1, 2048);
+    causal.spec.mask = Mask::causal;
+    CHECK(codegen::backward_layout(causal, {64, 128, 8, 2, false}, 132).kv_splits >= 20);
+    // MHA never splits; GQA 32/8 at S=4096 already has 256 CTAs.
+    CHECK(codegen::backward_layout(backward(32, 32, 4096), {64, 128, 8, 2, false}, 132).kv_splits ==
+          1);
+    CHECK(codegen::backward_layout(backward(32, 8, 4096), {64, 128, 8, 2, false}, 132).kv_splits ==
+          1);
   }
 
   TEST_CASE("deterministic: no dQ accumulator; the dQ kernel's shared memory") {

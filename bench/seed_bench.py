@@ -130,6 +130,12 @@ class Flex:
                             ("accumulated_recompile_limit", 8192)):
             if hasattr(cfg, name):  # 30 shapes: dynamo's default limit (8) would fall to eager
                 setattr(cfg, name, value)
+        # The timer replays one backward with retain_graph=True; AOTAutograd's donated buffers
+        # forbid that ("compiled with non-empty donated buffers which requires ...
+        # retain_graph=False"), so they are off for the compiled FlexAttention.
+        import torch._functorch.config as functorch_config
+        if hasattr(functorch_config, "donated_buffer"):
+            functorch_config.donated_buffer = False
         self.fn = torch.compile(flex_attention, dynamic=False)
         self.create_block_mask = create_block_mask
         self.masks = {}

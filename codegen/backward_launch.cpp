@@ -48,13 +48,19 @@ int kv_splits_for(const AttentionProblem& problem, const TileConfig& config, int
     std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> free_at;
     for (int i = 0; i < slots; ++i) free_at.push(0);
     int64_t end = 0;
-    for (int64_t g = 0; g < groups * split; ++g)
-      for (int n = 0; n < num_n_blocks; ++n) {
-        const int64_t t = free_at.top() + (heads_per_kv / split) * query_blocks(n) + 1;
-        free_at.pop();
-        free_at.push(t);
-        end = std::max(end, t);
-      }
+    auto run_cta = [&](int n) {
+      const int64_t t = free_at.top() + (heads_per_kv / split) * query_blocks(n) + 1;
+      free_at.pop();
+      free_at.push(t);
+      end = std::max(end, t);
+    };
+    // In flash_bwd_dkdv_kernel's blockIdx order: key blocks slowest when causal.
+    if (s.mask == Mask::causal)
+      for (int n = 0; n < num_n_blocks; ++n)
+        for (int64_t g = 0; g < groups * split; ++g) run_cta(n);
+    else
+      for (int64_t g = 0; g < groups * split; ++g)
+        for (int n = 0; n < num_n_blocks; ++n) run_cta(n);
     return end;
   };
   std::vector<std::pair<int, int64_t>> costs; // (split, makespan)

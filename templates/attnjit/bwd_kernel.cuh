@@ -28,7 +28,13 @@ __global__ void __launch_bounds__(K::kThreads)
   const float* stats = reinterpret_cast<const float*>(smem + (sStats - sK));
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int n_block = blockIdx.x % p.num_n_blocks, rest = blockIdx.x / p.num_n_blocks;
+  // Causal: a key block's work falls with its index (fewer query blocks see it), so the key block
+  // is the slowest-varying index and the heaviest CTAs of every head start first (longest job
+  // first keeps the last wave short). Non-causal: key blocks of one head run side by side and
+  // share its Q and dO in L2.
+  const int groups = gridDim.x / p.num_n_blocks; // (split, batch, KV head) triples
+  const int n_block = K::kCausal ? blockIdx.x / groups : blockIdx.x % p.num_n_blocks;
+  const int rest = K::kCausal ? blockIdx.x % groups : blockIdx.x / p.num_n_blocks;
   const int split = rest % p.kv_splits, bkv = rest / p.kv_splits;
   const int b = bkv / p.num_kv_heads, kv_h = bkv % p.num_kv_heads;
   const int heads_per_split = p.heads_per_kv / p.kv_splits;

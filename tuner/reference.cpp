@@ -1,5 +1,6 @@
 #include "tuner/reference.h"
 #include "tuner/parallel_for.h"
+#include "tuner/sample_indices.h"
 
 #include <attnjit/error.h>
 
@@ -259,25 +260,9 @@ std::vector<RowId> sample_rows(const AttentionProblem& problem, int64_t count, u
   if (count <= 0) return {};
   // Rows as linear indices (b * H + h) * Sq + i, so a set can keep them distinct.
   const int64_t last_bh = problem.shape.batch * heads - 1;
-  std::vector<int64_t> picked;
-  std::unordered_set<int64_t> seen;
-  for (int64_t index : {int64_t{0}, sq - 1, last_bh * sq, total - 1})
-    if (static_cast<int64_t>(picked.size()) < count && seen.insert(index).second)
-      picked.push_back(index);
   std::mt19937_64 engine(seed);
-  if (2 * count > total) { // dense: a shuffle beats rejection
-    std::vector<int64_t> rest;
-    for (int64_t i = 0; i < total; ++i)
-      if (!seen.contains(i)) rest.push_back(i);
-    std::shuffle(rest.begin(), rest.end(), engine);
-    picked.insert(picked.end(), rest.begin(), rest.begin() + (count - picked.size()));
-  } else {
-    std::uniform_int_distribution<int64_t> uniform(0, total - 1);
-    while (static_cast<int64_t>(picked.size()) < count)
-      if (int64_t index = uniform(engine); seen.insert(index).second) picked.push_back(index);
-  }
-  // In memory order, so the reference walks K and V of one (batch, head) together.
-  std::sort(picked.begin(), picked.end());
+  const std::vector<int64_t> picked =
+      sample_indices(total, count, {int64_t{0}, sq - 1, last_bh * sq, total - 1}, engine);
   std::vector<RowId> rows;
   rows.reserve(picked.size());
   for (int64_t index : picked)

@@ -1,5 +1,6 @@
 #include "tuner/reference_backward.h"
 #include "tuner/parallel_for.h"
+#include "tuner/sample_indices.h"
 
 #include <attnjit/error.h>
 
@@ -381,28 +382,8 @@ std::vector<KeyId> sample_keys(const AttentionProblem& problem, int64_t count, u
   }
   // Keys as indices into chosen x Sk.
   const int64_t total = static_cast<int64_t>(chosen.size()) * sk;
-  std::vector<int64_t> picked;
-  if (count >= total) {
-    picked.resize(total);
-    std::iota(picked.begin(), picked.end(), int64_t{0});
-  } else {
-    std::unordered_set<int64_t> seen;
-    for (int64_t index : {int64_t{0}, sk - 1, total - sk, total - 1})
-      if (static_cast<int64_t>(picked.size()) < count && seen.insert(index).second)
-        picked.push_back(index);
-    if (2 * count > total) { // dense: a shuffle beats rejection
-      std::vector<int64_t> rest;
-      for (int64_t i = 0; i < total; ++i)
-        if (!seen.contains(i)) rest.push_back(i);
-      std::shuffle(rest.begin(), rest.end(), engine);
-      picked.insert(picked.end(), rest.begin(), rest.begin() + (count - picked.size()));
-    } else {
-      std::uniform_int_distribution<int64_t> uniform(0, total - 1);
-      while (static_cast<int64_t>(picked.size()) < count)
-        if (int64_t index = uniform(engine); seen.insert(index).second) picked.push_back(index);
-    }
-    std::sort(picked.begin(), picked.end());
-  }
+  const std::vector<int64_t> picked =
+      sample_indices(total, count, {int64_t{0}, sk - 1, total - sk, total - 1}, engine);
   std::vector<KeyId> keys;
   keys.reserve(picked.size());
   for (int64_t index : picked) {

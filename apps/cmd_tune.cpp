@@ -8,6 +8,7 @@
 #include "apps/self_path.h"
 #include "cache/layered_cache.h"
 #include "tuner/campaign.h"
+#include "tuner/select.h"
 #include "tuner/worker_client.h"
 #include "tuner/worker_server.h"
 
@@ -69,7 +70,8 @@ cl::opt<int64_t> CheckKeys =
 cl::opt<int> Warmup = flag<int>("warmup", "Untimed runs before timing", cl::init(10));
 cl::opt<int> Runs = flag<int>("runs", "Timed runs per candidate", cl::init(50));
 cl::opt<double> TieBand =
-    flag<double>("tie-band", "Percent within the fastest that counts as a tie", cl::init(3.0));
+    flag<double>("tie-band", "Percent within the fastest that counts as a tie",
+                 cl::init(tuner::SelectionRules{}.tie_band * 100)); // one default, in select.h
 cl::opt<double> MaxCv =
     flag<double>("max-cv", "Percent spread over which a timing is repeated", cl::init(3.0));
 cl::opt<std::string> WorkerPath =

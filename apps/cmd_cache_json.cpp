@@ -40,7 +40,8 @@ json::Value to_json(const cache::TuningRecord& r) {
                               {"block_n", c.block_n},
                               {"num_warps", c.num_warps},
                               {"num_stages", c.num_stages},
-                              {"q_in_registers", c.q_in_registers}}},
+                              {"q_in_registers", c.q_in_registers},
+                              {"wgmma", c.wgmma}}},
       {"median_ms", r.median_ms},
       {"cv", r.cv},
       {"runs", r.runs},
@@ -80,6 +81,11 @@ public:
     if (auto v = object_->getBoolean(key)) return *v;
     fail(key, "true or false");
   }
+  // A key added after the format's first version: absent (an older export) is `fallback`,
+  // present it must be true or false.
+  bool optional_boolean(const char* key, bool fallback) const {
+    return object_->get(key) ? boolean(key) : fallback;
+  }
   std::string text(const char* key) const {
     if (auto v = object_->getString(key)) return v->str();
     fail(key, "a string");
@@ -111,8 +117,9 @@ cache::TuningRecord from_json(const Reader& in) {
   const Reader shape = in.child("shape");
   r.shape = {shape.integer("batch"), shape.integer("seqlen_q"), shape.integer("seqlen_k")};
   const Reader c = in.child("config");
-  r.config = {c.small("block_m"), c.small("block_n"), c.small("num_warps"), c.small("num_stages"),
-              c.boolean("q_in_registers")};
+  r.config = {c.small("block_m"),          c.small("block_n"),
+              c.small("num_warps"),        c.small("num_stages"),
+              c.boolean("q_in_registers"), c.optional_boolean("wgmma", false)};
   r.median_ms = in.number("median_ms");
   r.cv = in.number("cv");
   r.runs = in.small("runs");

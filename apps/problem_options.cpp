@@ -40,7 +40,7 @@ std::optional<TileConfig> ProblemOptions::config_override(const KernelSpec& spec
                                                           const codegen::ArchLimits& limits) const {
   const bool any = block_m_.getNumOccurrences() || block_n_.getNumOccurrences() ||
                    warps_.getNumOccurrences() || stages_.getNumOccurrences() ||
-                   q_in_regs_.getNumOccurrences();
+                   q_in_regs_.getNumOccurrences() || wgmma_.getNumOccurrences();
   if (!any) return std::nullopt;
   TileConfig config = codegen::default_config(spec, limits);
   config.block_m = given_or(block_m_, config.block_m);
@@ -48,6 +48,7 @@ std::optional<TileConfig> ProblemOptions::config_override(const KernelSpec& spec
   config.num_warps = given_or(warps_, config.num_warps);
   config.num_stages = given_or(stages_, config.num_stages);
   config.q_in_registers = given_or(q_in_regs_, config.q_in_registers);
+  config.wgmma = given_or(wgmma_, config.wgmma);
   return config;
 }
 

@@ -89,6 +89,7 @@ private:
   opt<int> warps_{"warps", desc("Warps per CTA"), in_sub, in_tile};
   opt<int> stages_{"stages", desc("K/V shared-memory pipeline depth"), in_sub, in_tile};
   opt<bool> q_in_regs_{"q-in-regs", desc("Keep Q fragments in registers"), in_sub, in_tile};
+  opt<bool> wgmma_{"wgmma", desc("Hopper warpgroup MMA path (sm_90a only)"), in_sub, in_tile};
 };
 
 } // namespace attnjit::apps

@@ -104,6 +104,13 @@ CREATE TABLE claims (
   expires_at INTEGER NOT NULL
 ) STRICT;
 )sql"},
+
+    {"wgmma config column",
+     R"sql(
+-- TileConfig::wgmma (Hopper warpgroup MMA). Rows written before it read 0, the only path that
+-- existed then.
+ALTER TABLE tuning_records ADD COLUMN wgmma INTEGER NOT NULL DEFAULT 0 CHECK (wgmma IN (0, 1));
+)sql"},
 };
 
 } // namespace

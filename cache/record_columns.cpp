@@ -96,6 +96,7 @@ StoredRecord read_record(sql::Statement& st) {
   r.config.num_warps = next_int();
   r.config.num_stages = next_int();
   r.config.q_in_registers = next_int() != 0;
+  r.config.wgmma = next_int() != 0;
   r.median_ms = next_real();
   r.cv = next_real();
   r.runs = next_int();
@@ -137,6 +138,7 @@ void bind_record(sql::Statement& st, const TuningRecord& r, int64_t device_id) {
   next(r.config.num_warps);
   next(r.config.num_stages);
   next(int(r.config.q_in_registers));
+  next(int(r.config.wgmma));
   next(r.median_ms);
   next(r.cv);
   next(r.runs);

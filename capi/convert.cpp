@@ -54,8 +54,12 @@ AttentionProblem to_problem(const attnjit_problem& c) {
 }
 
 TileConfig to_config(const attnjit_tile_config& c) {
-  return {c.block_m, c.block_n, c.num_warps, c.num_stages,
-          checked_bool(c.q_in_registers, "config.q_in_registers")};
+  return {c.block_m,
+          c.block_n,
+          c.num_warps,
+          c.num_stages,
+          checked_bool(c.q_in_registers, "config.q_in_registers"),
+          checked_bool(c.wgmma, "config.wgmma")};
 }
 
 int32_t to_c(cache::LookupSource source) {
@@ -76,7 +80,8 @@ int32_t to_c(cache::LookupSource source) {
 }
 
 attnjit_tile_config to_c(const TileConfig& c) {
-  return {c.block_m, c.block_n, c.num_warps, c.num_stages, c.q_in_registers ? 1 : 0};
+  return {c.block_m,      c.block_n, c.num_warps, c.num_stages, c.q_in_registers ? 1 : 0,
+          c.wgmma ? 1 : 0};
 }
 
 TensorView to_view(const attnjit_tensor& t) {

@@ -2,6 +2,7 @@
 
 #include "codegen/embedded_templates.h"
 #include "codegen/tile_rules.h"
+#include "codegen/wgmma_source.h"
 
 #include <attnjit/error.h>
 
@@ -79,9 +80,56 @@ static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagr
   return k;
 }
 
+// flash_fwd_wgmma_kernel: the same launch as flash_fwd_kernel, for sm_90a only. The wgmma
+// instructions for S (N = block_n) and O (N = head_dim_v) are written out here.
+static GeneratedKernel generate_wgmma_forward(const KernelSpec& spec, const TileConfig& config) {
+  GeneratedKernel k;
+  k.slug = kernel_slug(spec, config);
+  k.threads = config.num_warps * 32;
+  k.dynamic_smem = forward_smem_bytes(spec, config);
+  k.name_expression = "attnjit::flash_fwd_wgmma_kernel<Traits>";
+  std::string instructions = wgmma_specialization(spec.dtype, config.block_n);
+  if (spec.head_dim_v != config.block_n)
+    instructions += wgmma_specialization(spec.dtype, spec.head_dim_v);
+  k.source = fmt::format(
+      R"(// attnjit generated kernel: {slug}
+// spec:   {spec}
+// config: {config}
+// templates: {hash}
+// launch: {threads} threads, {smem} bytes dynamic shared memory,
+//         grid.x = ceil(seqlen_q / {block_m}) * batch * num_heads; sm_90a only
+#include <attnjit/wgmma.cuh>
+
+namespace attnjit {{
+{instructions}}} // namespace attnjit
+
+#include <attnjit/fwd_wgmma_kernel.cuh>
+
+using Traits = attnjit::FwdWgmmaTraits<{dtype},
+                                       /*HEAD_DIM_QK=*/{d},
+                                       /*HEAD_DIM_V=*/{dv},
+                                       /*BLOCK_M=*/{block_m},
+                                       /*BLOCK_N=*/{block_n},
+                                       /*CAUSAL=*/{causal}>;
+static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
+
+// Instantiated by NVRTC through the name expression "{name}".
+)",
+      fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
+      fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
+      fmt::arg("threads", k.threads), fmt::arg("smem", k.dynamic_smem),
+      fmt::arg("instructions", instructions), fmt::arg("dtype", element_type(spec.dtype)),
+      fmt::arg("d", spec.head_dim_qk), fmt::arg("dv", spec.head_dim_v),
+      fmt::arg("block_m", config.block_m), fmt::arg("block_n", config.block_n),
+      fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
+      fmt::arg("name", k.name_expression));
+  return k;
+}
+
 GeneratedKernel generate_forward(const KernelSpec& spec, const TileConfig& config) {
   require_implementable(spec, config, Pass::forward);
   if (uses_wide_forward(spec)) return generate_wide_forward(spec, config);
+  if (config.wgmma) return generate_wgmma_forward(spec, config);
 
   GeneratedKernel k;
   k.slug = kernel_slug(spec, config);

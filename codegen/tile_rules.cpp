@@ -43,6 +43,12 @@ int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
     return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v_stage) +
            c.block_m * padded_cols(c.block_n) * 2 + (2 * wide_split(c) + 1) * c.block_m * 4;
   }
+  if (c.wgmma) {
+    // 1 KiB to align the base for the swizzle atoms; Q (then O, whose rows are padded to 64
+    // columns either way), rounded to 1 KiB; two slots each of K and V.
+    const int qo = (c.block_m * std::max(qk, v) + 1023) / 1024 * 1024;
+    return 1024 + qo + 2 * c.block_n * (qk + v);
+  }
   // Q, whose space O reuses on the way out; then num_stages of K and V.
   return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v);
 }
@@ -64,6 +70,8 @@ int backward_dq_smem_bytes(const KernelSpec& spec) {
 static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
   if (uses_wide_forward(spec)) // a column slice of O over all rows, and a key slice of S
     return c.block_m * (spec.head_dim_v + c.block_n) / (32 * c.num_warps);
+  if (c.wgmma) // O and S, 64 rows per warpgroup; P (packed) of the previous step
+    return spec.head_dim_v / 2 + c.block_n / 2 + c.block_n / 4;
   if (spec.pass == Pass::forward) { // O, S, and Q when resident
     const int m_tiles = c.block_m / (16 * c.num_warps);
     int regs = m_tiles * (spec.head_dim_v / 8) * 4 + m_tiles * (c.block_n / 8) * 4;
@@ -73,6 +81,32 @@ static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
   // dK, dV, and S^T / dP^T for the warp's keys
   const int key_tiles = c.block_n / (16 * c.num_warps);
   return key_tiles * ((spec.head_dim_qk + spec.head_dim_v) / 8 * 4 + 2 * (c.block_m / 8) * 4);
+}
+
+// FwdWgmmaTraits' static_asserts and the instruction's limits, in words.
+static std::string why_not_wgmma_forward(const KernelSpec& spec, const TileConfig& c,
+                                         const ArchLimits& limits) {
+  if (limits.arch != "sm_90a")
+    return fmt::format("wgmma needs sm_90a (Hopper), not {}", limits.arch);
+  if (spec.pass != Pass::forward) return "wgmma has no backward kernel yet";
+  if (uses_wide_forward(spec))
+    return fmt::format("wgmma does not run head_dim_v {} (> 256: the wide-Dv forward)",
+                       spec.head_dim_v);
+  if (spec.head_dim_qk % 64 != 0 || spec.head_dim_v % 64 != 0)
+    return fmt::format("wgmma tiles hold whole 64-column groups; head dims {}/{} are not "
+                       "multiples of 64",
+                       spec.head_dim_qk, spec.head_dim_v);
+  if (c.num_warps % 4 != 0)
+    return fmt::format("num_warps {} is not whole warpgroups of 4", c.num_warps);
+  if (c.block_m != 16 * c.num_warps)
+    return fmt::format("block_m {} != 16 * num_warps ({}): each warpgroup owns 64 rows",
+                       c.block_m, 16 * c.num_warps);
+  if (c.block_n % 16 != 0 || c.block_n > 256)
+    return fmt::format("block_n {} is not a multiple of 16 up to 256 (wgmma's N)", c.block_n);
+  if (c.num_stages != 2)
+    return fmt::format("num_stages {}: the wgmma forward has two K and two V slots", c.num_stages);
+  if (c.q_in_registers) return "q_in_registers does not apply to wgmma (Q is read from shared memory)";
+  return {};
 }
 
 static std::string why_not_forward(const TileConfig& c) {
@@ -138,7 +172,8 @@ std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimit
   if (spec.head_dim_qk % 16 != 0 || spec.head_dim_v % 16 != 0)
     return fmt::format("head dims {}/{} are not multiples of 16", spec.head_dim_qk,
                        spec.head_dim_v);
-  const std::string shape = uses_wide_forward(spec)      ? why_not_wide_forward(spec, c)
+  const std::string shape = c.wgmma                      ? why_not_wgmma_forward(spec, c, limits)
+                            : uses_wide_forward(spec)    ? why_not_wide_forward(spec, c)
                             : spec.pass == Pass::forward ? why_not_forward(c)
                                                          : why_not_backward(spec, c);
   if (!shape.empty()) return shape;
@@ -150,6 +185,13 @@ std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimit
   const int regs = accumulator_registers(spec, c);
   if (regs > 200)
     return fmt::format("{} accumulator registers per thread would spill (limit 200)", regs);
+  // One CTA of num_warps warps gets at most 65536 / threads registers per thread (255 at most);
+  // leave ~40 for addresses, indices and the softmax.
+  const int per_thread = std::min(255, 65536 / (c.num_warps * 32));
+  if (c.wgmma && regs + 40 > per_thread)
+    return fmt::format("{} accumulator registers per thread leave too few of the {} that {} "
+                       "warps get",
+                       regs, per_thread, c.num_warps);
   return {};
 }
 
@@ -175,6 +217,10 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
           consider({block_m, block_n, warps, 2, false});
     return out;
   }
+  if (limits.arch == "sm_90a")
+    for (int warps : {4, 8, 12})
+      for (int block_n : {64, 96, 128, 160, 192})
+        consider({16 * warps, block_n, warps, 2, false, true});
   for (int block_m : {64, 128})
     for (int block_n : {32, 64, 128})
       for (int warps : {4, 8})

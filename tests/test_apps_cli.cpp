@@ -106,6 +106,19 @@ TEST_SUITE("apps.cli") {
     CHECK(contains(r.output, "/*CAUSAL=*/true"));
   }
 
+  TEST_CASE("gen, compile and run list every tile flag, --wgmma included") {
+    for (const char* sub : {"gen", "compile", "run"}) {
+      const CliResult r = run_cli(std::string(sub) + " --help");
+      INFO(sub, " --help\n", r.output);
+      CHECK(r.exit_code == 0);
+      for (const char* flag :
+           {"--block-m", "--block-n", "--warps", "--stages", "--q-in-regs", "--wgmma"})
+        CHECK(contains(r.output, flag));
+    }
+    // A tile flag picks a config, which tune refuses: --wgmma is one of them.
+    check_fails_naming("tune --dry-run --wgmma", "tile flags");
+  }
+
   TEST_CASE("invalid problems fail with a message naming the field") {
     check_fails_naming("gen --head-dim=100", "head dim 100");
     check_fails_naming("gen --heads=6 --kv-heads=4", "num_kv_heads");
@@ -116,7 +129,8 @@ TEST_SUITE("apps.cli") {
   }
 
   TEST_CASE("malformed flags are rejected by the parser") {
-    for (const char* args : {"gen --dtype=fp32", "gen --batch=many", "gen --no-such-flag"}) {
+    for (const char* args :
+         {"gen --dtype=fp32", "gen --batch=many", "gen --no-such-flag", "gen --wgmma=maybe"}) {
       const CliResult r = run_cli(args);
       INFO("attnjit ", args, "\n", r.output);
       CHECK(r.exit_code != 0);

@@ -4,6 +4,7 @@
 #include "codegen/embedded_templates.h"
 
 #include <cstdio>
+#include <regex>
 
 using namespace attnjit;
 using namespace cache_test;
@@ -33,6 +34,13 @@ CliResult cache_cli(const std::string& args) {
 cache::TuningRecord current(int n, const std::string& sku = kH100) {
   cache::TuningRecord r = sample_record(n, sku);
   r.template_hash = codegen::template_hash();
+  return r;
+}
+
+// current(n), with the wgmma path for odd n: both values of the flag go through each round trip.
+cache::TuningRecord mixed(int n) {
+  cache::TuningRecord r = current(n);
+  r.config.wgmma = n % 2 == 1;
   return r;
 }
 
@@ -91,12 +99,15 @@ TEST_SUITE("cache.cli") {
     {
       cache::Database d(dir.file("a.db"), cache::OpenMode::read_write);
       for (int i = 0; i < 5; ++i)
-        d.put(current(i));
+        d.put(mixed(i));
     }
     CliResult r =
         cache_cli(fmt::format("export --json --db {} -o {}", dir.file("a.db"), dir.file("a.json")));
     REQUIRE(r.exit_code == 0);
-    CHECK(contains(read_bytes(dir.file("a.json")), "\"format\": \"attnjit-cache-records\""));
+    const std::string exported = read_bytes(dir.file("a.json"));
+    CHECK(contains(exported, "\"format\": \"attnjit-cache-records\""));
+    CHECK(contains(exported, "\"wgmma\": true"));
+    CHECK(contains(exported, "\"wgmma\": false"));
     r = cache_cli(fmt::format("import {} --db {}", dir.file("a.json"), dir.file("b.db")));
     INFO(r.output);
     CHECK(r.exit_code == 0);
@@ -105,7 +116,32 @@ TEST_SUITE("cache.cli") {
     cache::Database b(dir.file("b.db"), cache::OpenMode::read_only);
     REQUIRE(b.count_records() == 5);
     for (int i = 0; i < 5; ++i)
-      CHECK(b.find(key_of(current(i))) == current(i));
+      CHECK(b.find(key_of(current(i))) == mixed(i));
+
+    // An export written before TileConfig::wgmma existed has no such key: it reads as false.
+    const std::string old_format =
+        std::regex_replace(exported, std::regex(R"(,\s*"wgmma":\s*(true|false))"), "");
+    REQUIRE_FALSE(contains(old_format, "wgmma"));
+    write_bytes(dir.file("old.json"), old_format);
+    r = cache_cli(fmt::format("import {} --db {}", dir.file("old.json"), dir.file("c.db")));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "5 added, 0 identical, 0 conflicts"));
+    {
+      cache::Database c(dir.file("c.db"), cache::OpenMode::read_only);
+      for (int i = 0; i < 5; ++i) {
+        const std::optional<cache::TuningRecord> found = c.find(key_of(current(i)));
+        REQUIRE(found);
+        CHECK_FALSE(found->config.wgmma);
+        CHECK(*found == current(i));
+      }
+    }
+    // Present, it must be a boolean.
+    write_bytes(dir.file("wrong.json"),
+                std::regex_replace(exported, std::regex(R"("wgmma":\s*true)"), R"("wgmma": 1)"));
+    r = cache_cli(fmt::format("import {} --db {}", dir.file("wrong.json"), dir.file("c.db")));
+    CHECK(r.exit_code != 0);
+    CHECK(contains(r.output, "records[1].config.wgmma: expected true or false"));
 
     write_bytes(dir.file("bad.json"), R"({"format": "attnjit-cache-records", "version": 1,
       "records": [{"device": {"sku": "x"}}]})");

@@ -3,6 +3,8 @@
 
 #include "cache/schema.h"
 
+#include <algorithm>
+
 using namespace attnjit;
 using namespace cache_test;
 
@@ -20,6 +22,70 @@ bool has_table(cache::sql::Connection& conn, const std::string& name) {
   st.bind(1, name);
   REQUIRE(st.step());
   return st.column_int(0) == 1;
+}
+
+bool has_column(cache::sql::Connection& conn, const std::string& table, const std::string& name) {
+  cache::sql::Statement st(conn, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2");
+  st.bind(1, table);
+  st.bind(2, name);
+  REQUIRE(st.step());
+  return st.column_int(0) == 1;
+}
+
+// What one migration step adds: a table, or (column non-empty) a column of a table.
+struct Added {
+  const char* table;
+  const char* column = "";
+};
+
+bool has(cache::sql::Connection& conn, const Added& added) {
+  return *added.column ? has_column(conn, added.table, added.column) : has_table(conn, added.table);
+}
+
+// The schema version that added tuning_records.wgmma (TileConfig::wgmma).
+constexpr int kWgmmaVersion = 4;
+
+// Writes `r` as attnjit did before kWgmmaVersion (the tuning_records columns of version 1), into a
+// file at an older schema, which Database's statements (they name wgmma) cannot use.
+void put_before_wgmma(cache::sql::Connection& conn, const cache::TuningRecord& r) {
+  const cache::DeviceFingerprint& d = r.device;
+  {
+    cache::sql::Statement st(conn, "INSERT INTO devices (sku, cc_major, cc_minor, sm_count, "
+                                   "driver_version) VALUES (?1, ?2, ?3, ?4, ?5) "
+                                   "ON CONFLICT DO NOTHING");
+    st.bind(1, d.sku), st.bind(2, d.cc_major), st.bind(3, d.cc_minor), st.bind(4, d.sm_count);
+    st.bind(5, d.driver_version);
+    st.run();
+  }
+  cache::sql::Statement id(conn, "SELECT id FROM devices WHERE sku = ?1 AND driver_version = ?2");
+  id.bind(1, d.sku), id.bind(2, d.driver_version);
+  REQUIRE(id.step());
+  const cache::ShapeBucket bucket = cache::bucket_of(r.spec, r.shape);
+  cache::sql::Statement st(
+      conn, "INSERT INTO tuning_records (sku, device_id, pass, dtype, head_dim_qk, head_dim_v, "
+            "num_heads, num_kv_heads, layout, mask, batch, seqlen_q, seqlen_k, bucket_seqlen_q, "
+            "bucket_seqlen_k, bucket_batch_heads, block_m, block_n, num_warps, num_stages, "
+            "q_in_registers, median_ms, cv, runs, tflops, max_error, candidates_tried, "
+            "candidates_pruned, candidates_rejected, noisy, nvrtc_version, template_hash, "
+            "attnjit_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+            "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, "
+            "?29, ?30, ?31, ?32, ?33, ?34)");
+  int i = 1;
+  const auto next = [&](auto value) { st.bind(i++, value); };
+  next(d.sku), next(id.column_int(0));
+  next(to_string(r.spec.pass)), next(to_string(r.spec.dtype));
+  next(r.spec.head_dim_qk), next(r.spec.head_dim_v), next(r.spec.num_heads);
+  next(r.spec.num_kv_heads), next(to_string(r.spec.layout)), next(to_string(r.spec.mask));
+  next(r.shape.batch), next(r.shape.seqlen_q), next(r.shape.seqlen_k);
+  next(bucket.seqlen_q), next(bucket.seqlen_k), next(bucket.batch_heads);
+  next(r.config.block_m), next(r.config.block_n), next(r.config.num_warps);
+  next(r.config.num_stages), next(int(r.config.q_in_registers));
+  next(r.median_ms), next(r.cv), next(r.runs), next(r.tflops), next(r.max_error);
+  next(r.candidates_tried), next(r.candidates_pruned), next(r.candidates_rejected);
+  next(int(r.noisy)), next(r.nvrtc_version), next(r.template_hash), next(r.attnjit_version);
+  next(r.created_at);
+  REQUIRE(i == 35);
+  st.run();
 }
 
 // A SQLite file of some other program.
@@ -67,32 +133,102 @@ TEST_SUITE("cache.schema") {
   TEST_CASE("each migration step on its own keeps what the earlier steps stored") {
     TempDir dir;
     const std::string path = dir.file("steps.db");
-    const cache::TuningRecord record = sample_record(3);
-    const char* new_table[] = {"tuning_records", "binaries", "claims"};
-    REQUIRE(std::size(new_table) == cache::migrations().size());
+    cache::TuningRecord record = sample_record(3);
+    record.config.q_in_registers = true;
+    const Added added[] = {
+        {"tuning_records"}, {"binaries"}, {"claims"}, {"tuning_records", "wgmma"}};
+    REQUIRE(std::size(added) == cache::migrations().size());
     for (int version = 1; version <= cache::schema_version(); ++version) {
       INFO("migrated to version ", version);
-      cache::Database db(cache::open_database(path, cache::OpenMode::read_write, version));
-      CHECK(db.connection().query_int("PRAGMA user_version") == version);
-      CHECK(has_table(db.connection(), new_table[version - 1]));
-      if (version < cache::schema_version())
-        CHECK_FALSE(has_table(db.connection(), new_table[version]));
-      if (version == 1) db.put(record); // the tables of step 1 exist from here on
-      CHECK(db.find(key_of(record)) == record);
+      auto conn = cache::open_database(path, cache::OpenMode::read_write, version);
+      CHECK(conn->query_int("PRAGMA user_version") == version);
+      CHECK(has(*conn, added[version - 1]));
+      if (version < cache::schema_version()) CHECK_FALSE(has(*conn, added[version]));
+      if (version == 1) put_before_wgmma(*conn, record); // step 1's tables exist from here on
+      CHECK(conn->query_int("SELECT count(*) FROM tuning_records WHERE q_in_registers = 1 AND "
+                            "median_ms = 3.5") == 1);
+      // Database's statements name every current column: they work once the file is current.
+      if (version == cache::schema_version())
+        CHECK(cache::Database(std::move(conn)).find(key_of(record)) == record);
     }
   }
 
   TEST_CASE("an old file is brought up to date when opened read-write, refused read-only") {
     TempDir dir;
     const std::string path = dir.file("old.db");
-    cache::Database(cache::open_database(path, cache::OpenMode::read_write, 1))
-        .put(sample_record(1));
+    put_before_wgmma(*cache::open_database(path, cache::OpenMode::read_write, 1), sample_record(1));
     const std::string message =
         error_of([&] { cache::Database db(path, cache::OpenMode::read_only); });
     CHECK(contains(message, "older"));
     cache::Database db(path, cache::OpenMode::read_write);
     CHECK(db.connection().query_int("PRAGMA user_version") == cache::schema_version());
     CHECK(db.find(key_of(sample_record(1))) == sample_record(1));
+  }
+
+  TEST_CASE("a file from before the wgmma column: its records read wgmma = 0 once migrated") {
+    REQUIRE(std::string(cache::migrations()[kWgmmaVersion - 1].sql).find("wgmma") !=
+            std::string::npos);
+    TempDir dir;
+    const std::string path = dir.file("before-wgmma.db");
+    std::vector<cache::TuningRecord> old;
+    for (int n = 0; n < 3; ++n) {
+      old.push_back(sample_record(n));
+      old.back().config.q_in_registers = n == 1;
+    }
+    {
+      auto conn = cache::open_database(path, cache::OpenMode::read_write, kWgmmaVersion - 1);
+      REQUIRE_FALSE(has_column(*conn, "tuning_records", "wgmma"));
+      for (const cache::TuningRecord& r : old)
+        put_before_wgmma(*conn, r);
+    }
+    {
+      cache::Database db(path, cache::OpenMode::read_write); // migrates
+      CHECK(db.connection().query_int("PRAGMA user_version") == cache::schema_version());
+      CHECK(db.count_records() == 3);
+      for (const cache::TuningRecord& r : old) {
+        const std::optional<cache::TuningRecord> found = db.find(key_of(r));
+        REQUIRE(found);
+        CHECK_FALSE(found->config.wgmma);
+        CHECK(*found == r);
+      }
+      // The migrated file takes the new field like a new one.
+      cache::TuningRecord wgmma = sample_record(7);
+      wgmma.config = {64, 64, 4, 2, false, true};
+      db.put(wgmma);
+      CHECK(db.find(key_of(wgmma)) == wgmma);
+      // The column holds 0 or 1 only.
+      CHECK_THROWS_AS(db.connection().exec("UPDATE tuning_records SET wgmma = 2"), Error);
+    }
+    cache::Database db(path, cache::OpenMode::read_only);
+    CHECK(db.records().size() == 4);
+    for (const cache::TuningRecord& r : old)
+      CHECK(db.find(key_of(r)) == r);
+  }
+
+  TEST_CASE("every TileConfig field survives put, find, the bucket, records() and record(id)") {
+    TempDir dir;
+    cache::Database db(dir.file("config.db"), cache::OpenMode::read_write);
+    std::vector<cache::TuningRecord> records;
+    for (int n = 0; n < 4; ++n) {
+      cache::TuningRecord r = sample_record(n);
+      r.shape = {1, 4096 - 128 * n, 4096 - 128 * n}; // one bucket, 4096 nearest
+      r.config = {64 * (1 + n % 2), 32 << n % 3, 4 << n % 2, 2 + n % 2, n % 2 == 0, n / 2 == 1};
+      records.push_back(r);
+      db.put(r);
+    }
+    for (const cache::TuningRecord& r : records)
+      CHECK(db.find(key_of(r)) == r);
+    const std::vector<cache::TuningRecord> bucket = db.find_in_bucket(key_of(records[0]));
+    REQUIRE(bucket.size() == records.size());
+    CHECK(bucket[0] == records[0]);
+    for (const cache::StoredRecord& stored : db.records()) {
+      CHECK(std::count(records.begin(), records.end(), stored.record) == 1);
+      CHECK(db.record(stored.id)->record == stored.record);
+    }
+    // Replacing a record replaces its config too, wgmma included.
+    records[1].config.wgmma = !records[1].config.wgmma;
+    db.put(records[1]);
+    CHECK(db.find(key_of(records[1]))->config.wgmma == records[1].config.wgmma);
   }
 
   TEST_CASE("a migration that fails leaves the file at its old version") {

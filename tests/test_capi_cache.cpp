@@ -40,7 +40,7 @@ attnjit_problem problem_of(AttentionShape shape) {
 bool same(const attnjit_tile_config& c, const TileConfig& config) {
   return c.block_m == config.block_m && c.block_n == config.block_n &&
          c.num_warps == config.num_warps && c.num_stages == config.num_stages &&
-         (c.q_in_registers != 0) == config.q_in_registers;
+         (c.q_in_registers != 0) == config.q_in_registers && (c.wgmma != 0) == config.wgmma;
 }
 
 // Puts the process's cache location back when a test ends.
@@ -92,6 +92,25 @@ TEST_SUITE("capi.cache") {
     REQUIRE(attnjit_cache_lookup(cache, "NVIDIA A100-SXM4-80GB", "sm_80", &p, &found) ==
             ATTNJIT_OK);
     CHECK(found.source == ATTNJIT_CONFIG_DEFAULT);
+    attnjit_cache_close(cache);
+  }
+
+  TEST_CASE("the wgmma flag comes back through the C struct as 1") {
+    TempDir dir;
+    const TileConfig wgmma{64, 64, 4, 2, false, true}; // one warpgroup, 64 query rows
+    fill(dir.file("user.db"), {current_record({1, 4096, 4096}, wgmma)});
+    attnjit_cache* cache = nullptr;
+    REQUIRE_MESSAGE(attnjit_cache_open(dir.file("user.db").c_str(), nullptr,
+                                       ATTNJIT_CACHE_USER_READ_ONLY, &cache) == ATTNJIT_OK,
+                    attnjit_last_error());
+    attnjit_lookup found{};
+    const attnjit_problem p = problem_of({1, 4096, 4096});
+    REQUIRE(attnjit_cache_lookup(cache, kH100, "sm_90a", &p, &found) == ATTNJIT_OK);
+    INFO(found.warnings);
+    CHECK(found.source == ATTNJIT_CONFIG_EXACT);
+    CHECK(found.config.wgmma == 1);
+    CHECK(found.config.q_in_registers == 0);
+    CHECK(same(found.config, wgmma));
     attnjit_cache_close(cache);
   }
 

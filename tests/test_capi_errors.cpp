@@ -14,12 +14,12 @@
 // python/attnjit/_capi.py mirrors these structs with ctypes and checks the same sizes
 // (EXPECTED_SIZES): a field added on one side only fails one of the two tests.
 static_assert(sizeof(attnjit_problem) == 72);
-static_assert(sizeof(attnjit_tile_config) == 20);
+static_assert(sizeof(attnjit_tile_config) == 24);
 static_assert(sizeof(attnjit_tensor) == 32);
-static_assert(sizeof(attnjit_plan_info) == 56);
+static_assert(sizeof(attnjit_plan_info) == 64);
 static_assert(sizeof(attnjit_forward_args) == 136);
 static_assert(sizeof(attnjit_backward_args) == 280);
-static_assert(sizeof(attnjit_lookup) == 40);
+static_assert(sizeof(attnjit_lookup) == 48);
 
 namespace {
 
@@ -177,6 +177,16 @@ TEST_SUITE("capi.errors") {
     check_error(attnjit_forward_plan_create(&p, &config, 0, &plan), ATTNJIT_ERROR_INVALID_ARGUMENT,
                 {"config.q_in_registers is 5"});
     CHECK(plan == nullptr);
+    config = {64, 64, 4, 2, 0, 7};
+    check_error(attnjit_forward_plan_create(&p, &config, 0, &plan), ATTNJIT_ERROR_INVALID_ARGUMENT,
+                {"config.wgmma is 7"});
+    CHECK(plan == nullptr);
+    attnjit_backward_plan* backward = nullptr;
+    attnjit_problem b = p;
+    b.pass = ATTNJIT_PASS_BACKWARD;
+    check_error(attnjit_backward_plan_create(&b, &config, 0, &backward),
+                ATTNJIT_ERROR_INVALID_ARGUMENT, {"config.wgmma is 7"});
+    CHECK(backward == nullptr);
   }
 
   TEST_CASE("a plan of the wrong pass is refused") {

@@ -47,12 +47,23 @@ TEST_SUITE("tuner.select") {
   TEST_CASE("configs order lexicographically and ties go to fewer threads, then less smem") {
     CHECK(config_less(k64, k128));
     CHECK(config_less({128, 64, 4, 2, false}, {128, 64, 4, 2, true}));
+    // wgmma comes last: it decides only between configs equal in everything else.
+    CHECK(config_less({128, 64, 4, 2, false, false}, {128, 64, 4, 2, false, true}));
+    CHECK_FALSE(config_less({128, 64, 4, 2, false, true}, {128, 64, 4, 2, false, false}));
+    CHECK(config_less({128, 64, 4, 2, false, true}, {128, 64, 4, 2, true, false}));
+    CHECK(config_less({64, 64, 4, 2, false, true}, k128));
     CHECK_FALSE(config_less(k128, k128));
     CHECK(preferred(timed(k128, 1), timed(k128w8, 1)));          // 128 threads before 256
     CHECK(preferred(timed(k64, 1), timed(k128, 1)));             // same threads, less smem
     Timed a = timed(k64, 1), b = timed({64, 64, 4, 2, true}, 1); // same threads and smem
     CHECK(preferred(a, b));
     CHECK_FALSE(preferred(b, a));
+    Timed w = timed({64, 64, 4, 2, false, true}, 1); // same threads and smem as a
+    CHECK(preferred(a, w));
+    CHECK_FALSE(preferred(w, a));
+    // ... so in a tie the pick is the same whichever of the two measured faster.
+    CHECK(pick(std::vector<Timed>{timed(w.config, 1.00), timed(k64, 1.01)}, 0.015) == 1);
+    CHECK(pick(std::vector<Timed>{timed(k64, 1.01), timed(w.config, 1.00)}, 0.015) == 0);
   }
 
   TEST_CASE("pick: the fastest wins outside the band, the tie-break inside it") {

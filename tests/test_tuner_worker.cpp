@@ -68,6 +68,8 @@ TEST_SUITE("tuner.worker") {
     wire::put(w, s);
     const CompiledCandidate c = candidate(3, "cubin\0bytes", {64, 32, 8, 3, true});
     wire::put(w, c);
+    const CompiledCandidate wg = candidate(4, "wgmma", {128, 64, 8, 2, false, true});
+    wire::put(w, wg);
     Outcome o{3, Status::wrong, "why", 0.5, {}};
     o.time.median_ms = 1.25, o.time.noisy = true, o.time.attempts = 3;
     wire::put(w, o);
@@ -81,6 +83,11 @@ TEST_SUITE("tuner.worker") {
     CHECK(c2.config == c.config);
     CHECK(c2.cubin == c.cubin);
     CHECK(c2.kernels == c.kernels);
+    const CompiledCandidate wg2 = wire::get_candidate(r);
+    CHECK(wg2.config == wg.config);
+    CHECK(wg2.config.wgmma);
+    CHECK_FALSE(wg2.config.q_in_registers);
+    CHECK_FALSE(c2.config.wgmma);
     const Outcome o2 = wire::get_outcome(r);
     CHECK(o2.status == Status::wrong);
     CHECK(o2.time.median_ms == 1.25);
@@ -145,6 +152,7 @@ TEST_SUITE("tuner.worker") {
     out = run_cli(args + " --json", &status);
     CHECK(status == 0);
     CHECK(out.find(R"("state":"skipped")") != std::string::npos);
+    CHECK(out.find(R"("wgmma":)") != std::string::npos); // in the record's config
     CHECK(out.front() == '{');
     // The backward the same way: two NVRTC compiles of backward candidates, then a record.
     const std::string bwd = "tune --simulate --pass=bwd --budget=2 --heads=4 --head-dim=64 ";

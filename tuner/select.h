@@ -13,7 +13,7 @@
 
 namespace attnjit::tuner {
 
-// Lexicographic over (block_m, block_n, num_warps, num_stages, q_in_registers).
+// Lexicographic over (block_m, block_n, num_warps, num_stages, q_in_registers, wgmma).
 bool config_less(const TileConfig& a, const TileConfig& b);
 
 struct Timed {

@@ -100,13 +100,15 @@ AttentionProblem get_problem(Reader& r) {
 }
 
 void put(Writer& w, const TileConfig& c) {
-  for (int64_t v : {c.block_m, c.block_n, c.num_warps, c.num_stages, int(c.q_in_registers)})
+  for (int64_t v :
+       {c.block_m, c.block_n, c.num_warps, c.num_stages, int(c.q_in_registers), int(c.wgmma)})
     w.i64(v);
 }
 TileConfig get_config(Reader& r) {
   TileConfig c;
   c.block_m = int(r.i64()), c.block_n = int(r.i64()), c.num_warps = int(r.i64());
   c.num_stages = int(r.i64()), c.q_in_registers = r.i64() != 0;
+  c.wgmma = r.i64() != 0;
   return c;
 }
 

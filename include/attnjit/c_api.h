@@ -29,7 +29,7 @@ extern "C" {
 
 /* Raised when a struct below or a function's signature changes; attnjit_c_api_version() returns
  * the library's, so a binding can refuse a library it was not written for. */
-#define ATTNJIT_C_API_VERSION 1
+#define ATTNJIT_C_API_VERSION 2
 
 #if defined(__GNUC__)
 #define ATTNJIT_C_EXPORT __attribute__((visibility("default")))
@@ -112,6 +112,7 @@ typedef struct attnjit_tile_config {
   int32_t num_warps;
   int32_t num_stages; /* K/V shared-memory pipeline depth */
   int32_t q_in_registers;
+  int32_t wgmma; /* 0 or 1: Hopper warpgroup MMA path (sm_90a only); added in C API version 2 */
 } attnjit_tile_config;
 
 /* One [batch, seq, head, dim] tensor in device memory. Strides in elements, non-negative

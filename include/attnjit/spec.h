@@ -65,6 +65,9 @@ struct TileConfig {
   int num_warps = 4;           //
   int num_stages = 2;          // K/V shared-memory pipeline depth
   bool q_in_registers = false; // keep Q fragments in registers instead of re-reading shared memory
+  // Hopper's warpgroup MMA (wgmma, sm_90a only): each group of 4 warps owns 64 query rows, so
+  // block_m = 16 * num_warps, and reads Q, K and V straight from shared memory.
+  bool wgmma = false;
 
   bool operator==(const TileConfig&) const = default;
 };

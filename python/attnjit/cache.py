@@ -53,6 +53,7 @@ class Cache:
                                ctypes.byref(problem.to_c()), ctypes.byref(result)))
         config = {name: getattr(result.config, name) for name, _ in _capi.TileConfig._fields_}
         config["q_in_registers"] = bool(config["q_in_registers"])
+        config["wgmma"] = bool(config["wgmma"])
         return {"config": config, "source": _capi.CONFIG_SOURCES[result.source],
                 "database": result.database.decode(), "warnings": result.warnings.decode()}
 

@@ -106,6 +106,11 @@ def test_without_a_driver_plans_say_no_device():
                                                      "num_warps": 4, "num_stages": 2,
                                                      "q_in_registers": 3}),
            "config.q_in_registers is 3")
+    raises(attnjit.InvalidArgumentError,
+           lambda: attnjit.ForwardPlan(spec, config={"block_m": 64, "block_n": 64,
+                                                     "num_warps": 4, "num_stages": 2,
+                                                     "wgmma": 2}),
+           "config.wgmma is 2")
 
 
 def test_cache_lookup_and_location():
@@ -116,6 +121,7 @@ def test_cache_lookup_and_location():
             found = cache.lookup(attnjit.ProblemSpec(), sku="NVIDIA H100 80GB HBM3", arch="sm_90a")
             assert found["source"] == "default" and found["database"] == "", found
             assert found["config"]["block_m"] > 0
+            assert isinstance(found["config"]["wgmma"], bool), found
         assert os.path.exists(user)  # opened read-write: created
         raises(attnjit.CacheError, lambda: attnjit.Cache(os.path.join(folder, "none.db"),
                                                          read_only=True), "none.db")

@@ -1,0 +1,188 @@
+// Hopper forward (sm_90a): the FlashAttention-2 loop on warpgroup MMAs. One CTA per
+// (BLOCK_M query rows, batch, head); each warpgroup owns 64 rows. Q, K and V sit in 128-byte
+// swizzled shared memory and feed wgmma through descriptors; P goes back in from registers.
+// Step n issues S_n = Q K_n^T and then O += P_{n-1} V_{n-1}, so the softmax of S_n runs while
+// the tensor cores still work on P_{n-1} V_{n-1} (FlashAttention-3's intra-warpgroup overlap).
+#pragma once
+
+#include <attnjit/fwd_epilogue.cuh>
+#include <attnjit/fwd_params.h>
+#include <attnjit/fwd_softmax.cuh>
+#include <attnjit/fwd_wgmma_traits.cuh>
+
+namespace attnjit {
+
+template <class K>
+__global__ void __launch_bounds__(K::kThreads, 1)
+    flash_fwd_wgmma_kernel(const __grid_constant__ FwdParams p) {
+  using T = typename K::T;
+  using QTile = typename K::QTile;
+  using KTile = typename K::KTile;
+  using VTile = typename K::VTile;
+  constexpr int NT = K::kNTiles, DT = K::kDTiles;
+
+  extern __shared__ __align__(1024) unsigned char smem[];
+  const u32 sQ = (smem_u32(smem) + 1023) & ~1023u; // (BLOCK_M, Dqk), later O (BLOCK_M, Dv)
+  const u32 sK = sQ + K::kQOSpan;                   // 2 x (BLOCK_N, Dqk)
+  const u32 sV = sK + 2 * KTile::kBytes;            // 2 x (BLOCK_N, Dv)
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warpgroup = warp / 4;
+  int m_block = blockIdx.x % p.num_m_blocks;
+  if (K::kCausal) m_block = p.num_m_blocks - 1 - m_block; // the longest rows first
+  const int bh = blockIdx.x / p.num_m_blocks;
+  const int b = bh / p.num_heads, h = bh % p.num_heads, kv_h = h / p.heads_per_kv;
+  const int m0 = m_block * K::kBlockM;
+
+  const unsigned short* q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride +
+                            h * p.q_head_stride + m0 * p.q_seq_stride;
+  const unsigned short* k =
+      static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride + kv_h * p.k_head_stride;
+  const unsigned short* v =
+      static_cast<const unsigned short*>(p.v) + b * p.v_batch_stride + kv_h * p.v_head_stride;
+
+  // Bottom-right causal alignment: query i sees key j iff j <= i + (Sk - Sq).
+  const int diag = p.seqlen_k - p.seqlen_q;
+  int n_blocks = (p.seqlen_k + K::kBlockN - 1) / K::kBlockN;
+  if (K::kCausal)
+    n_blocks = min(n_blocks, max(0, m0 + K::kBlockM + diag + K::kBlockN - 1) / K::kBlockN);
+
+  auto load_k = [&](int n) {
+    KTile::template load_async<K::kThreads>(sK + (n % 2) * KTile::kBytes, k + n * K::kBlockN * p.k_seq_stride,
+                                            p.k_seq_stride, p.seqlen_k - n * K::kBlockN, tid);
+  };
+  auto load_v = [&](int n) {
+    VTile::template load_async<K::kThreads>(sV + (n % 2) * VTile::kBytes, v + n * K::kBlockN * p.v_seq_stride,
+                                            p.v_seq_stride, p.seqlen_k - n * K::kBlockN, tid);
+  };
+  // Data that cp.async wrote becomes visible to every warpgroup's wgmma.
+  auto landed = [] {
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+  };
+
+  // This warpgroup's 64 rows of Q; K and V tiles whole. K-major operands step 32 bytes per k16
+  // within a 128-byte row and a whole group every 4 steps; V steps 16 rows (2048 bytes).
+  const u32 sQ_wg = sQ + warpgroup * 64 * 128;
+  auto q_desc = [&](int kk) {
+    return wgmma_desc(sQ_wg + (kk / 4) * QTile::kGroupBytes + (kk % 4) * 32, 16, 1024);
+  };
+  auto k_desc = [&](int n, int kk) {
+    return wgmma_desc(sK + (n % 2) * KTile::kBytes + (kk / 4) * KTile::kGroupBytes + (kk % 4) * 32, 16,
+                      1024);
+  };
+  auto v_desc = [&](int n, int kp) {
+    return wgmma_desc(sV + (n % 2) * VTile::kBytes + kp * 16 * 128, VTile::kGroupBytes, 1024);
+  };
+
+  const int row_in_warp = warp * 16; // first of this warp's 16 rows within the block
+  float o[1][DT][4] = {};            // (16, Dv) per warp, MMA C layout
+  float s[1][NT][4];                 // S_n, then P_n in fp32
+  u32 pf[K::kPSteps][4];             // P_{n-1}, A fragments of P V
+  OnlineSoftmax<1> softmax;
+  softmax.init();
+
+  auto issue_s = [&](int n) {
+#pragma unroll
+    for (int kk = 0; kk < K::kKSteps; ++kk)
+      Wgmma<T, K::kBlockN>::template ss<0>(s[0], q_desc(kk), k_desc(n, kk), kk > 0);
+    wgmma_commit();
+  };
+  auto issue_pv = [&](int n) {
+#pragma unroll
+    for (int kp = 0; kp < K::kPSteps; ++kp)
+      Wgmma<T, K::kDv>::template rs<1>(o[0], pf[kp], v_desc(n, kp), true);
+    wgmma_commit();
+  };
+  // Masks S_n (keys past seqlen_k; above the diagonal when causal), turns it into P_n and
+  // returns each row's rescale factor for O. Only edge blocks pay for the mask.
+  auto softmax_step = [&](int n, float (&rescale)[1][2]) {
+    const int n0 = n * K::kBlockN;
+    const bool edge = n0 + K::kBlockN > p.seqlen_k ||
+                      (K::kCausal && n0 + K::kBlockN - 1 > m0 + row_in_warp + diag);
+    if (edge) {
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = m0 + row_in_warp + lane / 4 + (e / 2) * 8;
+          const int key = n0 + nt * 8 + (lane % 4) * 2 + (e % 2);
+          if (key >= p.seqlen_k || (K::kCausal && key > row + diag)) s[0][nt][e] = neg_inf();
+        }
+    }
+    softmax.update(s, p.softmax_scale_log2, rescale);
+  };
+  auto pack_p = [&] {
+#pragma unroll
+    for (int kp = 0; kp < K::kPSteps; ++kp) {
+      pf[kp][0] = Dtype<T>::pack(s[0][2 * kp][0], s[0][2 * kp][1]);
+      pf[kp][1] = Dtype<T>::pack(s[0][2 * kp][2], s[0][2 * kp][3]);
+      pf[kp][2] = Dtype<T>::pack(s[0][2 * kp + 1][0], s[0][2 * kp + 1][1]);
+      pf[kp][3] = Dtype<T>::pack(s[0][2 * kp + 1][2], s[0][2 * kp + 1][3]);
+    }
+  };
+  auto fence_accumulators = [&] {
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        keep_in_register(o[0][dt][e]);
+  };
+
+  // Slots: K_n in n % 2, V_n in n % 2. Step n loads K_{n+1} over K_{n-1} (its S finished in
+  // step n-1) and V_n over V_{n-2} (its P V finished in step n-1), both behind the barrier.
+  QTile::template load_async<K::kThreads>(sQ, q, p.q_seq_stride, p.seqlen_q - m0, tid);
+  if (n_blocks > 0) load_k(0);
+  cp_async_commit();
+  if (n_blocks > 0) {
+    landed();
+    load_v(0);
+    if (n_blocks > 1) load_k(1);
+    cp_async_commit();
+    wgmma_fence();
+    issue_s(0);
+    wgmma_wait<0>();
+    float rescale[1][2];
+    softmax_step(0, rescale);
+    pack_p();
+  }
+  for (int n = 1; n < n_blocks; ++n) {
+    landed(); // K_n and V_{n-1}
+    load_v(n);
+    if (n + 1 < n_blocks) load_k(n + 1);
+    cp_async_commit();
+    wgmma_fence();
+    issue_s(n);
+    issue_pv(n - 1);
+    wgmma_wait<1>(); // S_n done; P_{n-1} V_{n-1} may still run
+    float rescale[1][2];
+    softmax_step(n, rescale);
+    wgmma_wait<0>();
+    fence_accumulators();
+#pragma unroll
+    for (int kp = 0; kp < K::kPSteps; ++kp)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        keep_in_register(pf[kp][i]);
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        o[0][dt][e] *= rescale[0][e / 2];
+    pack_p();
+  }
+  if (n_blocks > 0) {
+    landed(); // V_last
+    wgmma_fence();
+    issue_pv(n_blocks - 1);
+    wgmma_wait<0>();
+    fence_accumulators();
+  }
+
+  softmax.finish();
+  cp_async_wait<0>();
+  __syncthreads(); // every warpgroup is done with sQ before O is staged there
+  write_output<K>(p, o, softmax, sQ, b, h, m0, row_in_warp, tid);
+}
+
+} // namespace attnjit

@@ -1,0 +1,136 @@
+// The Hopper (wgmma) forward on the device against the fp64 reference, by the rules of
+// test_gpu_forward.cpp (fresh inputs, NaN-poisoned outputs, guard bands). On a GPU that is not
+// sm_90a the cases say so and check nothing.
+#include "tests/forward_cases.h"
+
+#include <attnjit/device.h>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+using namespace attnjit;
+using attnjit::test::Case;
+using attnjit::test::needs_gpu;
+using attnjit::test::Outcome;
+using attnjit::test::run_cases;
+
+namespace {
+
+bool on_hopper() {
+  const DeviceInfo device = query_device(0);
+  if (device.arch() == "sm_90a") return true;
+  MESSAGE("skipped: the wgmma forward needs sm_90a; device 0 is ", device.name, " (",
+          device.arch(), ")");
+  return false;
+}
+
+AttentionProblem make_problem(DType dtype, int dqk, int dv, Mask mask, AttentionShape shape,
+                              int heads = 4, int kv_heads = 4) {
+  AttentionProblem problem;
+  problem.spec.dtype = dtype;
+  problem.spec.head_dim_qk = dqk;
+  problem.spec.head_dim_v = dv;
+  problem.spec.num_heads = heads;
+  problem.spec.num_kv_heads = kv_heads;
+  problem.spec.mask = mask;
+  problem.shape = shape;
+  return problem;
+}
+
+TileConfig wgmma(int warps, int block_n) {
+  return {16 * warps, block_n, warps, 2, false, true};
+}
+
+constexpr DType kDtypes[] = {DType::bf16, DType::fp16};
+constexpr Mask kMasks[] = {Mask::none, Mask::causal};
+
+} // namespace
+
+TEST_SUITE("gpu.forward_wgmma") {
+  TEST_CASE("Sq == Sk from 1 to 1000, head dims 64 and 128" * needs_gpu()) {
+    if (!on_hopper()) return;
+    std::vector<Case> cases;
+    for (DType dtype : kDtypes)
+      for (int d : {64, 128})
+        for (int64_t s : {1, 17, 127, 1000})
+          for (Mask mask : kMasks)
+            cases.push_back({make_problem(dtype, d, d, mask, {1, s, s}), wgmma(8, 128)});
+    run_cases(cases);
+  }
+
+  TEST_CASE("one and three warpgroups, block_n 64 to 192" * needs_gpu()) {
+    if (!on_hopper()) return;
+    std::vector<Case> cases;
+    for (Mask mask : kMasks)
+      for (int warps : {4, 12})
+        for (int block_n : {64, 96, 192}) {
+          if (warps == 12 && block_n == 192) continue; // over the registers of 384 threads
+          cases.push_back({make_problem(DType::bf16, 64, 64, mask, {2, 333, 333}), wgmma(warps, block_n)});
+          cases.push_back({make_problem(DType::fp16, 128, 128, mask, {1, 200, 517}), wgmma(warps, 64)});
+        }
+    run_cases(cases);
+  }
+
+  TEST_CASE("Sq != Sk, batch > 1, GQA, MQA, packed QKV" * needs_gpu()) {
+    if (!on_hopper()) return;
+    std::vector<Case> cases;
+    for (Mask mask : kMasks) {
+      for (AttentionShape shape : {AttentionShape{1, 100, 300}, AttentionShape{1, 300, 100},
+                                   AttentionShape{3, 129, 129}, AttentionShape{2, 65, 190}})
+        cases.push_back({make_problem(DType::bf16, 128, 128, mask, shape), wgmma(8, 128)});
+      for (int kv_heads : {2, 1})
+        cases.push_back(
+            {make_problem(DType::bf16, 128, 128, mask, {2, 200, 200}, 8, kv_heads), wgmma(8, 128)});
+      AttentionProblem packed = make_problem(DType::fp16, 64, 64, mask, {2, 150, 150});
+      packed.spec.layout = Layout::packed_qkv;
+      cases.push_back({packed, wgmma(8, 128)});
+    }
+    run_cases(cases);
+  }
+
+  TEST_CASE("MLA 192/128, head dim 256, custom scale" * needs_gpu()) {
+    if (!on_hopper()) return;
+    std::vector<Case> cases;
+    for (DType dtype : kDtypes)
+      for (Mask mask : kMasks) {
+        cases.push_back({make_problem(dtype, 192, 128, mask, {2, 127, 127}), wgmma(8, 128)});
+        cases.push_back({make_problem(dtype, 256, 256, mask, {1, 130, 130}), wgmma(4, 64)});
+        AttentionProblem scaled = make_problem(dtype, 128, 128, mask, {1, 127, 127});
+        scaled.softmax_scale = 0.02f;
+        cases.push_back({scaled, wgmma(8, 128)});
+      }
+    run_cases(cases);
+  }
+
+  TEST_CASE("seqlen_k = 0, and causal rows that see no key: O = 0, LSE = -inf" * needs_gpu()) {
+    if (!on_hopper()) return;
+    std::vector<Case> cases;
+    for (DType dtype : kDtypes) {
+      cases.push_back({make_problem(dtype, 128, 128, Mask::none, {2, 17, 0}), wgmma(8, 128)});
+      cases.push_back({make_problem(dtype, 64, 64, Mask::causal, {1, 300, 100}), wgmma(8, 128)});
+    }
+    const std::vector<Outcome> outcomes = run_cases(cases);
+    for (size_t c = 0; c < cases.size(); ++c) {
+      const AttentionShape& shape = cases[c].problem.shape;
+      const tuner::ForwardRows& kernel = outcomes[c].kernel;
+      const size_t dv = cases[c].problem.spec.head_dim_v;
+      int64_t bad = 0;
+      for (size_t r = 0; r < kernel.rows.size(); ++r) {
+        if (kernel.rows[r].query >= shape.seqlen_q - shape.seqlen_k) continue;
+        bad += kernel.lse[r] != -INFINITY;
+        for (size_t d = 0; d < dv; ++d)
+          bad += kernel.o[r * dv + d] != 0.0;
+      }
+      CHECK_MESSAGE(bad == 0, test::describe(cases[c].problem, cases[c].config));
+    }
+  }
+
+  TEST_CASE("a large problem, sampled rows" * needs_gpu()) {
+    if (!on_hopper()) return;
+    run_cases({{make_problem(DType::bf16, 128, 128, Mask::none, {1, 4096, 4096}, 8, 8),
+                wgmma(8, 128), 512},
+               {make_problem(DType::bf16, 128, 128, Mask::causal, {1, 4096, 4096}, 8, 2),
+                wgmma(8, 128), 512}});
+  }
+}

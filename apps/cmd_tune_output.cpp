@@ -139,16 +139,22 @@ std::string to_json(const tuner::ProblemResult& r) {
     const tuner::TuneReport& t = *r.report;
     out += fmt::format(R"(,"default_config":{},"default_ms":{},"speedup":{},"seconds":{})",
                        json_config(t.default_config), t.default_ms, t.speedup, t.seconds);
-    std::string by_reason, rejected;
+    std::string by_reason, rejected, timed;
     for (const auto& [reason, n] : t.pruned_by_reason)
       by_reason += fmt::format(R"({}"{}":{})", by_reason.empty() ? "" : ",", reason, n);
-    for (const tuner::CandidateReport& c : t.candidates)
-      if (c.outcome && c.outcome->status != tuner::Status::ok)
+    for (const tuner::CandidateReport& c : t.candidates) {
+      if (!c.outcome) continue;
+      if (c.outcome->status != tuner::Status::ok)
         rejected += fmt::format(R"({}{{"config":{},"status":"{}","detail":"{}"}})",
                                 rejected.empty() ? "" : ",", json_config(c.config),
                                 tuner::to_string(c.outcome->status), escape(c.outcome->detail));
-    out +=
-        fmt::format(R"(,"pruned_by_reason":{{{}}},"rejected_configs":[{}])", by_reason, rejected);
+      else // the landscape: every candidate's first-round median (finalists: also the final one)
+        timed += fmt::format(R"({}{{"config":{},"median_ms":{},"final_ms":{}}})",
+                             timed.empty() ? "" : ",", json_config(c.config),
+                             c.outcome->time.median_ms, c.final_ms);
+    }
+    out += fmt::format(R"(,"pruned_by_reason":{{{}}},"rejected_configs":[{}],"timed_configs":[{}])",
+                       by_reason, rejected, timed);
   }
   return out + "}";
 }

@@ -110,6 +110,7 @@ using Traits = attnjit::FwdWgmmaTraits<{dtype},
                                        /*HEAD_DIM_V=*/{dv},
                                        /*BLOCK_M=*/{block_m},
                                        /*BLOCK_N=*/{block_n},
+                                       /*STAGES=*/{stages},
                                        /*CAUSAL=*/{causal}>;
 static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
 
@@ -121,6 +122,7 @@ static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagr
       fmt::arg("instructions", instructions), fmt::arg("dtype", element_type(spec.dtype)),
       fmt::arg("d", spec.head_dim_qk), fmt::arg("dv", spec.head_dim_v),
       fmt::arg("block_m", config.block_m), fmt::arg("block_n", config.block_n),
+      fmt::arg("stages", config.num_stages),
       fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
       fmt::arg("name", k.name_expression));
   return k;

@@ -45,9 +45,9 @@ int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   }
   if (c.wgmma) {
     // 1 KiB to align the base for the swizzle atoms; Q (then O, whose rows are padded to 64
-    // columns either way), rounded to 1 KiB; two slots each of K and V.
+    // columns either way), rounded to 1 KiB; num_stages slots each of K and V.
     const int qo = (c.block_m * std::max(qk, v) + 1023) / 1024 * 1024;
-    return 1024 + qo + 2 * c.block_n * (qk + v);
+    return 1024 + qo + c.num_stages * c.block_n * (qk + v);
   }
   // Q, whose space O reuses on the way out; then num_stages of K and V.
   return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v);
@@ -103,8 +103,8 @@ static std::string why_not_wgmma_forward(const KernelSpec& spec, const TileConfi
                        c.block_m, 16 * c.num_warps);
   if (c.block_n % 16 != 0 || c.block_n > 256)
     return fmt::format("block_n {} is not a multiple of 16 up to 256 (wgmma's N)", c.block_n);
-  if (c.num_stages != 2)
-    return fmt::format("num_stages {}: the wgmma forward has two K and two V slots", c.num_stages);
+  if (c.num_stages < 2)
+    return fmt::format("num_stages {} < 2: the K/V ring needs two", c.num_stages);
   if (c.q_in_registers) return "q_in_registers does not apply to wgmma (Q is read from shared memory)";
   return {};
 }
@@ -219,8 +219,9 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
   }
   if (limits.arch == "sm_90a")
     for (int warps : {4, 8, 12})
-      for (int block_n : {64, 96, 128, 160, 192})
-        consider({16 * warps, block_n, warps, 2, false, true});
+      for (int block_n : {64, 80, 96, 112, 128, 160, 192})
+        for (int stages : {2, 3})
+          consider({16 * warps, block_n, warps, stages, false, true});
   for (int block_m : {64, 128})
     for (int block_n : {32, 64, 128})
       for (int warps : {4, 8})
@@ -237,6 +238,15 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
   // V read from K fill sm_90's shared memory (225 KiB of 227); sm_80 falls back to block_n 32.
   const int d = std::max(spec.head_dim_qk, spec.head_dim_v);
   TileConfig c;
+  // Hopper: the wgmma forward wherever it applies (docs/PERF.md, 2026-11-26). Up to d128, one
+  // warpgroup per CTA with 96-key steps won 13 of the 15 seed forward problems when the tuner
+  // searched the whole space, the others by under 4%: two CTAs fit an SM and overlap one's
+  // softmax with the other's MMAs. Wider heads fit one such CTA only, and do better with two
+  // warpgroups (MLA 192/128: 513 vs 392 TFLOP/s; d256: 540 vs 430).
+  const TileConfig hopper = d <= 128 ? TileConfig{64, 96, 4, 2, false, true}
+                            : d <= 192 ? TileConfig{128, 128, 8, 2, false, true}
+                                       : TileConfig{128, 64, 8, 2, false, true};
+  if (spec.pass == Pass::forward && why_not(spec, hopper, limits).empty()) return hopper;
   if (uses_wide_forward(spec))
     c = TileConfig{64, 64, 8, 2, false};
   else if (spec.pass == Pass::forward)

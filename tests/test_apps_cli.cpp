@@ -93,17 +93,27 @@ TEST_SUITE("apps.cli") {
     INFO(r.output);
     CHECK(r.exit_code == 0);
     CHECK(r.output == expected.source);
-    CHECK(contains(r.output, "#include <attnjit/fwd_kernel.cuh>"));
+    CHECK(contains(r.output, "#include <attnjit/fwd_wgmma_kernel.cuh>")); // sm_90a's default
     CHECK(contains(r.output, expected.name_expression));
   }
 
   TEST_CASE("gen applies tile flags on top of the default config") {
-    const CliResult r = run_cli("gen --head-dim=64 --warps=8 --causal");
+    const CliResult r = run_cli("gen --head-dim=64 --block-m=128 --block-n=64 --warps=8 --wgmma=false --causal");
     INFO(r.output);
     CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "#include <attnjit/fwd_kernel.cuh>"));
     CHECK(contains(r.output, "/*NUM_WARPS=*/8"));
     CHECK(contains(r.output, "/*HEAD_DIM_QK=*/64"));
     CHECK(contains(r.output, "/*CAUSAL=*/true"));
+    const CliResult hopper = run_cli("gen --block-m=128 --warps=8 --block-n=128");
+    INFO(hopper.output);
+    CHECK(hopper.exit_code == 0);
+    CHECK(contains(hopper.output, "/*BLOCK_M=*/128"));
+    CHECK(contains(hopper.output, "m64n128k16"));
+    // A flag that breaks the default's rules is refused with the rule, not silently changed.
+    const CliResult broken = run_cli("gen --warps=8");
+    CHECK(broken.exit_code != 0);
+    CHECK(contains(broken.output, "each warpgroup owns 64 rows"));
   }
 
   TEST_CASE("gen, compile and run list every tile flag, --wgmma included") {

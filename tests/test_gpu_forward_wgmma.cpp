@@ -38,8 +38,8 @@ AttentionProblem make_problem(DType dtype, int dqk, int dv, Mask mask, Attention
   return problem;
 }
 
-TileConfig wgmma(int warps, int block_n) {
-  return {16 * warps, block_n, warps, 2, false, true};
+TileConfig wgmma(int warps, int block_n, int stages = 2) {
+  return {16 * warps, block_n, warps, stages, false, true};
 }
 
 constexpr DType kDtypes[] = {DType::bf16, DType::fp16};
@@ -59,7 +59,7 @@ TEST_SUITE("gpu.forward_wgmma") {
     run_cases(cases);
   }
 
-  TEST_CASE("one and three warpgroups, block_n 64 to 192" * needs_gpu()) {
+  TEST_CASE("one and three warpgroups, block_n 64 to 192, three stages" * needs_gpu()) {
     if (!on_hopper()) return;
     std::vector<Case> cases;
     for (Mask mask : kMasks)
@@ -69,6 +69,9 @@ TEST_SUITE("gpu.forward_wgmma") {
           cases.push_back({make_problem(DType::bf16, 64, 64, mask, {2, 333, 333}), wgmma(warps, block_n)});
           cases.push_back({make_problem(DType::fp16, 128, 128, mask, {1, 200, 517}), wgmma(warps, 64)});
         }
+    for (Mask mask : kMasks)
+      for (int64_t sk : {1, 100, 1000}) // fewer, as many and more key blocks than slots
+        cases.push_back({make_problem(DType::bf16, 128, 128, mask, {1, 150, sk}), wgmma(8, 128, 3)});
     run_cases(cases);
   }
 

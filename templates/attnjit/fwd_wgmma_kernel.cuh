@@ -1,5 +1,6 @@
 // Hopper forward (sm_90a): the FlashAttention-2 loop on warpgroup MMAs. One CTA per
-// (BLOCK_M query rows, batch, head); each warpgroup owns 64 rows. Q, K and V sit in 128-byte
+// (BLOCK_M query rows, batch, head); each warpgroup owns 64 rows; K and V stream through a
+// STAGES-slot cp.async ring. Q, K and V sit in 128-byte
 // swizzled shared memory and feed wgmma through descriptors; P goes back in from registers.
 // Step n issues S_n = Q K_n^T and then O += P_{n-1} V_{n-1}, so the softmax of S_n runs while
 // the tensor cores still work on P_{n-1} V_{n-1} (FlashAttention-3's intra-warpgroup overlap).
@@ -23,8 +24,8 @@ __global__ void __launch_bounds__(K::kThreads, 1)
 
   extern __shared__ __align__(1024) unsigned char smem[];
   const u32 sQ = (smem_u32(smem) + 1023) & ~1023u; // (BLOCK_M, Dqk), later O (BLOCK_M, Dv)
-  const u32 sK = sQ + K::kQOSpan;                   // 2 x (BLOCK_N, Dqk)
-  const u32 sV = sK + 2 * KTile::kBytes;            // 2 x (BLOCK_N, Dv)
+  const u32 sK = sQ + K::kQOSpan;                   // STAGES x (BLOCK_N, Dqk)
+  const u32 sV = sK + K::kStages * KTile::kBytes;   // STAGES x (BLOCK_N, Dv)
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warpgroup = warp / 4;
   int m_block = blockIdx.x % p.num_m_blocks;
@@ -46,17 +47,22 @@ __global__ void __launch_bounds__(K::kThreads, 1)
   if (K::kCausal)
     n_blocks = min(n_blocks, max(0, m0 + K::kBlockM + diag + K::kBlockN - 1) / K::kBlockN);
 
-  auto load_k = [&](int n) {
-    KTile::template load_async<K::kThreads>(sK + (n % 2) * KTile::kBytes, k + n * K::kBlockN * p.k_seq_stride,
-                                            p.k_seq_stride, p.seqlen_k - n * K::kBlockN, tid);
+  // Commit group g holds K_g and V_{g-1} (group 0 also Q): what step g reads first.
+  auto load_group = [&](int g) {
+    if (g < n_blocks)
+      KTile::template load_async<K::kThreads>(sK + (g % K::kStages) * KTile::kBytes,
+                                              k + g * K::kBlockN * p.k_seq_stride, p.k_seq_stride,
+                                              p.seqlen_k - g * K::kBlockN, tid);
+    if (g >= 1 && g - 1 < n_blocks)
+      VTile::template load_async<K::kThreads>(sV + ((g - 1) % K::kStages) * VTile::kBytes,
+                                              v + (g - 1) * K::kBlockN * p.v_seq_stride,
+                                              p.v_seq_stride, p.seqlen_k - (g - 1) * K::kBlockN, tid);
+    cp_async_commit();
   };
-  auto load_v = [&](int n) {
-    VTile::template load_async<K::kThreads>(sV + (n % 2) * VTile::kBytes, v + n * K::kBlockN * p.v_seq_stride,
-                                            p.v_seq_stride, p.seqlen_k - n * K::kBlockN, tid);
-  };
-  // Data that cp.async wrote becomes visible to every warpgroup's wgmma.
+  // Waits for groups up to the one STAGES - 2 behind the newest, then makes what cp.async wrote
+  // visible to every warpgroup's wgmma.
   auto landed = [] {
-    cp_async_wait<0>();
+    cp_async_wait<K::kStages - 2>();
     fence_proxy_async();
     __syncthreads();
   };
@@ -68,11 +74,11 @@ __global__ void __launch_bounds__(K::kThreads, 1)
     return wgmma_desc(sQ_wg + (kk / 4) * QTile::kGroupBytes + (kk % 4) * 32, 16, 1024);
   };
   auto k_desc = [&](int n, int kk) {
-    return wgmma_desc(sK + (n % 2) * KTile::kBytes + (kk / 4) * KTile::kGroupBytes + (kk % 4) * 32, 16,
+    return wgmma_desc(sK + (n % K::kStages) * KTile::kBytes + (kk / 4) * KTile::kGroupBytes + (kk % 4) * 32, 16,
                       1024);
   };
   auto v_desc = [&](int n, int kp) {
-    return wgmma_desc(sV + (n % 2) * VTile::kBytes + kp * 16 * 128, VTile::kGroupBytes, 1024);
+    return wgmma_desc(sV + (n % K::kStages) * VTile::kBytes + kp * 16 * 128, VTile::kGroupBytes, 1024);
   };
 
   const int row_in_warp = warp * 16; // first of this warp's 16 rows within the block
@@ -129,16 +135,15 @@ __global__ void __launch_bounds__(K::kThreads, 1)
         keep_in_register(o[0][dt][e]);
   };
 
-  // Slots: K_n in n % 2, V_n in n % 2. Step n loads K_{n+1} over K_{n-1} (its S finished in
-  // step n-1) and V_n over V_{n-2} (its P V finished in step n-1), both behind the barrier.
+  // Slots: K_n and V_n in n % STAGES. Step n, behind its barrier, loads group n + STAGES - 1:
+  // K over K_{n-1} (whose S finished in step n-1) and V over V_{n-2} (whose P V finished there).
   QTile::template load_async<K::kThreads>(sQ, q, p.q_seq_stride, p.seqlen_q - m0, tid);
-  if (n_blocks > 0) load_k(0);
-  cp_async_commit();
+#pragma unroll
+  for (int g = 0; g < K::kStages - 1; ++g)
+    load_group(g);
   if (n_blocks > 0) {
-    landed();
-    load_v(0);
-    if (n_blocks > 1) load_k(1);
-    cp_async_commit();
+    landed(); // Q, K_0
+    load_group(K::kStages - 1);
     wgmma_fence();
     issue_s(0);
     wgmma_wait<0>();
@@ -148,9 +153,7 @@ __global__ void __launch_bounds__(K::kThreads, 1)
   }
   for (int n = 1; n < n_blocks; ++n) {
     landed(); // K_n and V_{n-1}
-    load_v(n);
-    if (n + 1 < n_blocks) load_k(n + 1);
-    cp_async_commit();
+    load_group(n + K::kStages - 1);
     wgmma_fence();
     issue_s(n);
     issue_pv(n - 1);
@@ -172,7 +175,9 @@ __global__ void __launch_bounds__(K::kThreads, 1)
     pack_p();
   }
   if (n_blocks > 0) {
-    landed(); // V_last
+    cp_async_wait<0>(); // V_last
+    fence_proxy_async();
+    __syncthreads();
     wgmma_fence();
     issue_pv(n_blocks - 1);
     wgmma_wait<0>();

@@ -1,5 +1,5 @@
 // Compile-time shape of the Hopper (wgmma) forward: each warpgroup of 4 warps owns 64 query
-// rows, so BLOCK_M = 64 * warpgroups; one K and one V tile ring of two slots each.
+// rows, so BLOCK_M = 64 * warpgroups; K and V tile rings of STAGES slots each.
 #pragma once
 
 #include <attnjit/smem_tile.cuh>
@@ -7,7 +7,8 @@
 
 namespace attnjit {
 
-template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, int BLOCK_M, int BLOCK_N, bool CAUSAL>
+template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, int BLOCK_M, int BLOCK_N, int STAGES,
+          bool CAUSAL>
 struct FwdWgmmaTraits {
   using T = T_;
   static constexpr int kDqk = HEAD_DIM_QK;
@@ -16,6 +17,7 @@ struct FwdWgmmaTraits {
   static constexpr int kBlockN = BLOCK_N;
   static constexpr int kWarps = BLOCK_M / 16;
   static constexpr int kThreads = kWarps * 32;
+  static constexpr int kStages = STAGES;
   static constexpr bool kCausal = CAUSAL;
 
   // What write_output (fwd_epilogue.cuh) reads: one 16-row MMA tile per warp.
@@ -30,6 +32,7 @@ struct FwdWgmmaTraits {
                 "wgmma tiles hold whole 64-column groups");
   static_assert(HEAD_DIM_V <= 256 && BLOCK_N <= 256, "wgmma's N is at most 256");
   static_assert(BLOCK_N % 16 == 0, "P V steps over 16 keys at a time");
+  static_assert(STAGES >= 2, "step n reads K_n while K_{n+1} lands");
 
   using QTile = SwizzledTile<BLOCK_M, HEAD_DIM_QK>;
   using KTile = SwizzledTile<BLOCK_N, HEAD_DIM_QK>;
@@ -38,7 +41,7 @@ struct FwdWgmmaTraits {
   static constexpr int kQOBytes = QTile::kBytes > OTile::kBytes ? QTile::kBytes : OTile::kBytes;
   // Every tile starts 1024-byte aligned (the swizzle atoms); the extra 1024 aligns the base.
   static constexpr int kQOSpan = (kQOBytes + 1023) / 1024 * 1024;
-  static constexpr int kSmemBytes = 1024 + kQOSpan + 2 * KTile::kBytes + 2 * VTile::kBytes;
+  static constexpr int kSmemBytes = 1024 + kQOSpan + STAGES * (KTile::kBytes + VTile::kBytes);
 };
 
 } // namespace attnjit

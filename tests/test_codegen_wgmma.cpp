@@ -1,0 +1,131 @@
+// The Hopper (wgmma) forward on the CPU side: where its tile rules say no and why, the default
+// table, the generated source (the wgmma instructions codegen writes) and an NVRTC compile.
+#include "codegen/codegen.h"
+#include "codegen/tile_rules.h"
+#include "codegen/wgmma_source.h"
+#include "runtime/nvrtc_compiler.h"
+
+#include <attnjit/error.h>
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace attnjit;
+
+namespace {
+
+KernelSpec forward_spec(int dqk, int dv, Mask mask = Mask::none) {
+  KernelSpec s;
+  s.head_dim_qk = dqk;
+  s.head_dim_v = dv;
+  s.mask = mask;
+  return s;
+}
+
+bool mentions(const std::string& text, const char* piece) {
+  return text.find(piece) != std::string::npos;
+}
+
+} // namespace
+
+TEST_SUITE("codegen.wgmma") {
+  TEST_CASE("tile rules say why not") {
+    const auto h100 = codegen::arch_limits("sm_90a");
+    const KernelSpec d128 = forward_spec(128, 128);
+    const TileConfig ok{64, 96, 4, 2, false, true};
+    CHECK(codegen::why_not(d128, ok, h100).empty());
+    CHECK(mentions(codegen::why_not(d128, ok, codegen::arch_limits("sm_80")), "sm_90a"));
+    CHECK(mentions(codegen::why_not(d128, ok, codegen::arch_limits("sm_90")), "sm_90a"));
+    KernelSpec backward = d128;
+    backward.pass = Pass::backward;
+    CHECK(mentions(codegen::why_not(backward, ok, h100), "no backward"));
+    CHECK(mentions(codegen::why_not(forward_spec(96, 96), ok, h100), "64-column"));
+    CHECK(mentions(codegen::why_not(forward_spec(576, 512), {64, 64, 8, 2, false, true}, h100),
+                   "wide-Dv"));
+    CHECK(mentions(codegen::why_not(d128, {128, 96, 4, 2, false, true}, h100), "64 rows"));
+    CHECK(mentions(codegen::why_not(d128, {96, 96, 6, 2, false, true}, h100), "warpgroups"));
+    CHECK(mentions(codegen::why_not(d128, {64, 264, 4, 2, false, true}, h100), "256"));
+    CHECK(mentions(codegen::why_not(d128, {64, 72, 4, 2, false, true}, h100), "multiple of 16"));
+    CHECK(mentions(codegen::why_not(d128, {64, 96, 4, 1, false, true}, h100), "num_stages"));
+    CHECK(mentions(codegen::why_not(d128, {64, 96, 4, 2, true, true}, h100), "q_in_registers"));
+    // Registers: 12 warps get 170 per thread, too few for d128 with 128-key steps.
+    CHECK(mentions(codegen::why_not(d128, {192, 128, 12, 2, false, true}, h100), "registers"));
+    CHECK(mentions(codegen::why_not(forward_spec(192, 128), {128, 192, 8, 2, false, true}, h100),
+                   "shared memory"));
+  }
+
+  TEST_CASE("the default on sm_90a is wgmma where it applies, mma.sync elsewhere") {
+    const auto h100 = codegen::arch_limits("sm_90a");
+    const struct {
+      int dqk, dv;
+      TileConfig config;
+    } table[] = {{64, 64, {64, 96, 4, 2, false, true}},
+                 {128, 128, {64, 96, 4, 2, false, true}},
+                 {192, 128, {128, 128, 8, 2, false, true}},
+                 {256, 256, {128, 64, 8, 2, false, true}}};
+    for (const auto& [dqk, dv, config] : table)
+      for (Mask mask : {Mask::none, Mask::causal}) {
+        const KernelSpec spec = forward_spec(dqk, dv, mask);
+        INFO(to_string(spec));
+        CHECK(codegen::default_config(spec, h100) == config);
+        CHECK_FALSE(codegen::default_config(spec, codegen::arch_limits("sm_80")).wgmma);
+        CHECK_FALSE(codegen::default_config(spec, codegen::arch_limits("sm_90")).wgmma);
+      }
+    CHECK_FALSE(codegen::default_config(forward_spec(96, 96), h100).wgmma);
+    KernelSpec backward = forward_spec(128, 128);
+    backward.pass = Pass::backward;
+    CHECK_FALSE(codegen::default_config(backward, h100).wgmma);
+    // Candidates: wgmma only for sm_90a.
+    int hopper = 0;
+    for (const TileConfig& c : codegen::candidates(forward_spec(128, 128), h100))
+      hopper += c.wgmma;
+    CHECK(hopper >= 10);
+    for (const TileConfig& c :
+         codegen::candidates(forward_spec(128, 128), codegen::arch_limits("sm_80")))
+      CHECK_FALSE(c.wgmma);
+  }
+
+  TEST_CASE("generated source: the kernel, its traits and the instructions for S and O") {
+    const KernelSpec spec = forward_spec(192, 128, Mask::causal);
+    const TileConfig config{64, 96, 4, 3, false, true};
+    const codegen::GeneratedKernel k = codegen::generate_forward(spec, config);
+    CHECK(k.slug == "fwd_mla_d192x128_bf16_causal_m64n96w4s3_wgmma");
+    CHECK(k.threads == 128);
+    CHECK(k.dynamic_smem == codegen::forward_smem_bytes(spec, config));
+    CHECK(k.name_expression == "attnjit::flash_fwd_wgmma_kernel<Traits>");
+    for (const char* piece :
+         {"#include <attnjit/fwd_wgmma_kernel.cuh>", "struct Wgmma<attnjit::bf16_t, 96>",
+          "struct Wgmma<attnjit::bf16_t, 128>",
+          "wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16",
+          "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", "\"+f\"(d[15][3])",
+          "/*STAGES=*/3", "/*CAUSAL=*/true", "static_assert(Traits::kSmemBytes =="})
+      CHECK_MESSAGE(mentions(k.source, piece), piece);
+    // O's N equal to block_n: one specialization, not two.
+    const auto same = codegen::generate_forward(forward_spec(128, 128), {64, 128, 4, 2, false, true});
+    CHECK(same.source.find("struct Wgmma<") == same.source.rfind("struct Wgmma<"));
+    const std::string fp16 = codegen::wgmma_specialization(DType::fp16, 64);
+    CHECK(mentions(fp16, "m64n64k16.f32.f16.f16"));
+    CHECK(mentions(fp16, "%31},")); // 32 accumulators, then A and B
+    CHECK(mentions(fp16, "%32, %33, acc, 1, 1, 0, %35;"));
+    CHECK(mentions(fp16, "{%32, %33, %34, %35}, %36, acc, 1, 1, %38;"));
+    CHECK_THROWS_AS(codegen::wgmma_specialization(DType::bf16, 100), Error);
+    CHECK_THROWS_AS(codegen::wgmma_specialization(DType::bf16, 264), Error);
+  }
+
+  TEST_CASE("NVRTC compiles it for sm_90a without spills") {
+    for (auto [dqk, dv] : {std::pair{128, 128}, {192, 128}}) {
+      const KernelSpec spec = forward_spec(dqk, dv, Mask::causal);
+      const TileConfig config{64, 96, 4, 2, false, true};
+      const codegen::GeneratedKernel k = codegen::generate_forward(spec, config);
+      const runtime::CompiledProgram program =
+          runtime::compile({k.source, k.slug, k.name_expressions(), "sm_90a", {}});
+      CHECK_FALSE(program.cubin.empty());
+      REQUIRE(program.resources.size() == 1);
+      INFO(program.log);
+      CHECK(program.resources[0].spill_store_bytes == 0);
+      CHECK(program.resources[0].spill_load_bytes == 0);
+      CHECK_FALSE(mentions(program.log, "serialized")); // ptxas would say if wgmma waited each time
+    }
+  }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU host, from the repo root, with build/portable carried over. Sections (SECTIONS, default
 # all): info, tests (the whole doctest suite, GPU cases included), run (default forward and
-# backward), sweep (forward tile sweep of the headline shape), bench (bench/seed_bench.py: the
+# backward), sweep (forward tile sweep of the headline shape, mma.sync and wgmma), bench (bench/seed_bench.py: the
 # seed benchmark against PyTorch's attention backends), sanitize (compute-sanitizer memcheck +
 # racecheck, one small shape per type and pass), python (the Python module on libattnjit_c.so:
 # its CPU test, then attnjit.attention against PyTorch's math backend, forward and gradients).
@@ -37,8 +37,14 @@ if has sweep; then
       set -- $cfg
       for qr in "" "--q-in-regs"; do
         "$bin/attnjit" run $causal --block-m=$1 --block-n=$2 --warps=$3 --stages=$4 $qr \
-          --check-rows=256 >>"$out/sweep.txt" 2>&1 || true
+          --wgmma=false --check-rows=256 >>"$out/sweep.txt" 2>&1 || true
       done
+    done
+    # The wgmma forward (sm_90a; refused with the reason elsewhere).
+    for cfg in ${SWEEP_WGMMA:-"64 96 4 2" "64 128 4 3" "128 128 8 2" "128 160 8 2"}; do
+      set -- $cfg
+      "$bin/attnjit" run $causal --block-m=$1 --block-n=$2 --warps=$3 --stages=$4 --wgmma \
+        --check-rows=256 >>"$out/sweep.txt" 2>&1 || true
     done
   done
   grep -E "^kernel|^throughput" "$out/sweep.txt" | paste - - | awk '{print $2, $(NF-1)}'

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace attnjit::codegen {
 
 static const char* element_type(DType d) {
@@ -172,6 +174,66 @@ using Traits = attnjit::FwdTraits<{dtype},
   return k;
 }
 
+// flash_bwd_dkdv_wgmma_kernel (sm_90a) in place of flash_bwd_dkdv_kernel; the launches around it
+// are the same. The wgmma instructions for S^T and dP^T (N = 64 queries), dK (N = head_dim_qk),
+// dV (N = head_dim_v) and dQ (N = head_dim_qk / warpgroups) are written out here.
+static GeneratedKernel generate_wgmma_backward(const KernelSpec& spec, const TileConfig& config,
+                                               GeneratedKernel k) {
+  k.name_expression = "attnjit::flash_bwd_dkdv_wgmma_kernel<Traits>";
+  std::vector<int> sizes;
+  for (int n : {64, spec.head_dim_qk, spec.head_dim_v, spec.head_dim_qk / (config.num_warps / 4)})
+    if (std::find(sizes.begin(), sizes.end(), n) == sizes.end()) sizes.push_back(n);
+  std::string instructions;
+  for (int n : sizes)
+    instructions += wgmma_specialization(spec.dtype, n);
+  k.source = fmt::format(
+      R"(// attnjit generated kernel: {slug}
+// spec:   {spec}
+// config: {config}
+// templates: {hash}
+// launches, in order, on one stream:
+//   {dsum}: D = rowsum(dO * O); 128 threads, grid.x = ceil(seqlen_q / 128) * batch * num_heads
+//   attnjit::flash_bwd_dkdv_wgmma_kernel<Traits>: dK, dV and the fp32 dQ accumulator (sm_90a);
+//       {threads} threads, {smem} bytes dynamic shared memory,
+//       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads
+//   {dq}: {dq_what}
+//   {reduce}: GQA/MQA split over several CTAs per key block only: sums their fp32 dK/dV
+//       partials in a fixed order; 256 threads, grid-stride
+#include <attnjit/bwd_kernel.cuh>
+#include <attnjit/wgmma.cuh>
+
+namespace attnjit {{
+{instructions}}} // namespace attnjit
+
+#include <attnjit/bwd_wgmma_kernel.cuh>
+
+using Traits = attnjit::BwdWgmmaTraits<{dtype},
+                                       /*HEAD_DIM_QK=*/{dqk},
+                                       /*HEAD_DIM_V=*/{dv},
+                                       /*BLOCK_N=*/{block_n},
+                                       /*CAUSAL=*/{causal},
+                                       /*DETERMINISTIC=*/{det}>;
+static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
+)",
+      fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
+      fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
+      fmt::arg("dsum", k.helper_name_expressions[0]), fmt::arg("dq", k.helper_name_expressions[1]),
+      fmt::arg("threads", k.threads), fmt::arg("smem", k.dynamic_smem),
+      fmt::arg("instructions", instructions), fmt::arg("dtype", element_type(spec.dtype)),
+      fmt::arg("dqk", spec.head_dim_qk), fmt::arg("dv", spec.head_dim_v),
+      fmt::arg("block_n", config.block_n),
+      fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
+      fmt::arg("det", spec.deterministic ? "true" : "false"),
+      fmt::arg("reduce", k.helper_name_expressions[2]),
+      fmt::arg("dq_what", spec.deterministic
+                              ? fmt::format("dQ without atomics, recomputing P and dS; 128 "
+                                            "threads, {} bytes dynamic shared memory, grid.x = "
+                                            "ceil(seqlen_q / 64) * batch * num_heads",
+                                            backward_dq_smem_bytes(spec))
+                              : std::string("dQ = scale * accumulator; 256 threads, grid-stride")));
+  return k;
+}
+
 GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& config) {
   require_implementable(spec, config, Pass::backward);
   GeneratedKernel k;
@@ -193,6 +255,7 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
       fmt::format("attnjit::flash_bwd_dkv_reduce_kernel<{}, {}, {}>", element_type(spec.dtype),
                   spec.head_dim_qk, spec.head_dim_v);
   k.helper_name_expressions = {dsum, dq, reduce};
+  if (config.wgmma) return generate_wgmma_backward(spec, config, std::move(k));
   k.source = fmt::format(
       R"(// attnjit generated kernel: {slug}
 // spec:   {spec}

@@ -55,6 +55,9 @@ int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
 
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
+  if (c.wgmma) // 1 KiB to align the base; K and V; Q and dO two stages; dS^T; LSE and D
+    return 1024 + c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + c.block_n * c.block_m * 2 +
+           2 * 2 * c.block_m * 4;
   // K and V once; Q and dO two stages; dS^T (block_n, block_m); LSE and D, two stages.
   return c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + c.block_n * padded_cols(c.block_m) * 2 +
          2 * 2 * c.block_m * 4;
@@ -70,8 +73,10 @@ int backward_dq_smem_bytes(const KernelSpec& spec) {
 static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
   if (uses_wide_forward(spec)) // a column slice of O over all rows, and a key slice of S
     return c.block_m * (spec.head_dim_v + c.block_n) / (32 * c.num_warps);
-  if (c.wgmma) // O and S, 64 rows per warpgroup; P (packed) of the previous step
+  if (c.wgmma && spec.pass == Pass::forward) // O and S, 64 rows per warpgroup; P (packed)
     return spec.head_dim_v / 2 + c.block_n / 2 + c.block_n / 4;
+  if (c.wgmma) // dK and dV of 64 keys per warpgroup; S^T and dP^T (64 queries), then P, dS, dQ
+    return (spec.head_dim_qk + spec.head_dim_v) / 2 + 64;
   if (spec.pass == Pass::forward) { // O, S, and Q when resident
     const int m_tiles = c.block_m / (16 * c.num_warps);
     int regs = m_tiles * (spec.head_dim_v / 8) * 4 + m_tiles * (c.block_n / 8) * 4;
@@ -83,12 +88,36 @@ static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
   return key_tiles * ((spec.head_dim_qk + spec.head_dim_v) / 8 * 4 + 2 * (c.block_m / 8) * 4);
 }
 
-// FwdWgmmaTraits' static_asserts and the instruction's limits, in words.
-static std::string why_not_wgmma_forward(const KernelSpec& spec, const TileConfig& c,
+// BwdWgmmaTraits' static_asserts, in words.
+static std::string why_not_wgmma_backward(const KernelSpec& spec, const TileConfig& c) {
+  if (spec.head_dim_qk % 64 != 0 || spec.head_dim_v % 64 != 0 || spec.head_dim_qk > 256 ||
+      spec.head_dim_v > 256)
+    return fmt::format("the wgmma backward takes head dims that are multiples of 64 up to 256, "
+                       "not {}/{}",
+                       spec.head_dim_qk, spec.head_dim_v);
+  if (c.block_m != 64)
+    return fmt::format("block_m {}: the wgmma backward walks 64 queries at a time", c.block_m);
+  if (c.num_warps % 4 != 0)
+    return fmt::format("num_warps {} is not whole warpgroups of 4", c.num_warps);
+  if (c.block_n != 16 * c.num_warps)
+    return fmt::format("block_n {} != 16 * num_warps ({}): each warpgroup owns 64 keys",
+                       c.block_n, 16 * c.num_warps);
+  if ((spec.head_dim_qk / (c.num_warps / 4)) % 64 != 0)
+    return fmt::format("dQ: head_dim_qk {} does not split into {} warpgroups' slices of whole "
+                       "64-column groups",
+                       spec.head_dim_qk, c.num_warps / 4);
+  if (c.num_stages != 2)
+    return fmt::format("num_stages {}: the backward's Q/dO ring has two stages", c.num_stages);
+  if (c.q_in_registers) return "q_in_registers does not apply to the backward";
+  return {};
+}
+
+// FwdWgmmaTraits' static_asserts and the instruction's limits, in words (the backward's above).
+static std::string why_not_wgmma(const KernelSpec& spec, const TileConfig& c,
                                          const ArchLimits& limits) {
   if (limits.arch != "sm_90a")
     return fmt::format("wgmma needs sm_90a (Hopper), not {}", limits.arch);
-  if (spec.pass != Pass::forward) return "wgmma has no backward kernel yet";
+  if (spec.pass == Pass::backward) return why_not_wgmma_backward(spec, c);
   if (uses_wide_forward(spec))
     return fmt::format("wgmma does not run head_dim_v {} (> 256: the wide-Dv forward)",
                        spec.head_dim_v);
@@ -172,7 +201,7 @@ std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimit
   if (spec.head_dim_qk % 16 != 0 || spec.head_dim_v % 16 != 0)
     return fmt::format("head dims {}/{} are not multiples of 16", spec.head_dim_qk,
                        spec.head_dim_v);
-  const std::string shape = c.wgmma                      ? why_not_wgmma_forward(spec, c, limits)
+  const std::string shape = c.wgmma                      ? why_not_wgmma(spec, c, limits)
                             : uses_wide_forward(spec)    ? why_not_wide_forward(spec, c)
                             : spec.pass == Pass::forward ? why_not_forward(c)
                                                          : why_not_backward(spec, c);
@@ -211,6 +240,9 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
     return out;
   }
   if (spec.pass == Pass::backward) {
+    if (limits.arch == "sm_90a")
+      for (int warps : {4, 8, 12})
+        consider({64, 16 * warps, warps, 2, false, true});
     for (int block_m : {32, 64, 128})
       for (int block_n : {64, 128})
         for (int warps : {4, 8})

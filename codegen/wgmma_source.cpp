@@ -36,15 +36,15 @@ std::string wgmma_specialization(DType dtype, int n) {
   const char* in = "        ";
   return fmt::format(
       R"(template <> struct Wgmma<{element}, {n}> {{
-  template <int TRANS_B>
+  template <int TRANS_A, int TRANS_B>
   static __device__ __forceinline__ void ss(float (&d)[{groups}][4], u64 a, u64 b, bool accumulate) {{
     asm volatile(
         "{{\n.reg .pred acc;\nsetp.ne.b32 acc, %{ss_acc}, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{type}.{type}\n"
         "{{{d_ss}}},\n"
-        "%{ss_a}, %{ss_b}, acc, 1, 1, 0, %{ss_t};\n}}\n"
+        "%{ss_a}, %{ss_b}, acc, 1, 1, %{ss_ta}, %{ss_t};\n}}\n"
         : {bind}
-        : "l"(a), "l"(b), "r"(int(accumulate)), "n"(TRANS_B));
+        : "l"(a), "l"(b), "r"(int(accumulate)), "n"(TRANS_A), "n"(TRANS_B));
   }}
   template <int TRANS_B>
   static __device__ __forceinline__ void rs(float (&d)[{groups}][4], const u32 (&a)[4], u64 b,
@@ -64,7 +64,7 @@ std::string wgmma_specialization(DType dtype, int n) {
       fmt::arg("type", type), fmt::arg("d_ss", operand_list(0, acc, in)),
       fmt::arg("d_rs", operand_list(0, acc, in)), fmt::arg("bind", accumulator_bindings(n, "          ")),
       fmt::arg("ss_a", acc), fmt::arg("ss_b", acc + 1), fmt::arg("ss_acc", acc + 2),
-      fmt::arg("ss_t", acc + 3), fmt::arg("a0", acc), fmt::arg("a1", acc + 1),
+      fmt::arg("ss_ta", acc + 3), fmt::arg("ss_t", acc + 4), fmt::arg("a0", acc), fmt::arg("a1", acc + 1),
       fmt::arg("a2", acc + 2), fmt::arg("a3", acc + 3), fmt::arg("rs_b", acc + 4),
       fmt::arg("rs_acc", acc + 5), fmt::arg("rs_t", acc + 6));
 }

@@ -9,8 +9,8 @@
 
 namespace attnjit::codegen {
 
-// `struct Wgmma<T, n>` with ss<TRANS_B> (A and B from shared memory) and rs<TRANS_B> (A from
-// registers) for m64 n k16, fp32 accumulators.
+// `struct Wgmma<T, n>` with ss<TRANS_A, TRANS_B> (A and B from shared memory) and rs<TRANS_B>
+// (A from registers) for m64 n k16, fp32 accumulators.
 std::string wgmma_specialization(DType dtype, int n);
 
 } // namespace attnjit::codegen

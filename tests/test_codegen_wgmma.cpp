@@ -39,7 +39,13 @@ TEST_SUITE("codegen.wgmma") {
     CHECK(mentions(codegen::why_not(d128, ok, codegen::arch_limits("sm_90")), "sm_90a"));
     KernelSpec backward = d128;
     backward.pass = Pass::backward;
-    CHECK(mentions(codegen::why_not(backward, ok, h100), "no backward"));
+    CHECK(mentions(codegen::why_not(backward, ok, h100), "64 keys"));
+    CHECK(codegen::why_not(backward, {64, 128, 8, 2, false, true}, h100).empty());
+    CHECK(mentions(codegen::why_not(backward, {128, 128, 8, 2, false, true}, h100), "64 queries"));
+    KernelSpec backward64 = forward_spec(64, 64);
+    backward64.pass = Pass::backward;
+    CHECK(codegen::why_not(backward64, {64, 64, 4, 2, false, true}, h100).empty());
+    CHECK(mentions(codegen::why_not(backward64, {64, 128, 8, 2, false, true}, h100), "dQ"));
     CHECK(mentions(codegen::why_not(forward_spec(96, 96), ok, h100), "64-column"));
     CHECK(mentions(codegen::why_not(forward_spec(576, 512), {64, 64, 8, 2, false, true}, h100),
                    "wide-Dv"));
@@ -107,7 +113,7 @@ TEST_SUITE("codegen.wgmma") {
     const std::string fp16 = codegen::wgmma_specialization(DType::fp16, 64);
     CHECK(mentions(fp16, "m64n64k16.f32.f16.f16"));
     CHECK(mentions(fp16, "%31},")); // 32 accumulators, then A and B
-    CHECK(mentions(fp16, "%32, %33, acc, 1, 1, 0, %35;"));
+    CHECK(mentions(fp16, "%32, %33, acc, 1, 1, %35, %36;"));
     CHECK(mentions(fp16, "{%32, %33, %34, %35}, %36, acc, 1, 1, %38;"));
     CHECK_THROWS_AS(codegen::wgmma_specialization(DType::bf16, 100), Error);
     CHECK_THROWS_AS(codegen::wgmma_specialization(DType::bf16, 264), Error);

@@ -2,6 +2,7 @@
 // and, for dQ, one (16-row, kDqCols-column) piece of the query block.
 #pragma once
 
+#include <attnjit/bwd_dkdv_store.cuh>
 #include <attnjit/bwd_params.h>
 #include <attnjit/ptx.cuh>
 #include <attnjit/smem_tile.cuh>
@@ -156,26 +157,7 @@ template <class K> struct BwdWarpMma {
   __device__ __forceinline__ void write_dkdv(const BwdParams& p, const float (&dk)[KT][DQK8][4],
                                              const float (&dv)[KT][DV8][4], int b, int kv_h,
                                              int n0) const {
-    auto* dk_out =
-        static_cast<unsigned short*>(p.dk) + b * p.dk_batch_stride + kv_h * p.dk_head_stride;
-    auto* dv_out =
-        static_cast<unsigned short*>(p.dv) + b * p.dv_batch_stride + kv_h * p.dv_head_stride;
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-      for (int hf = 0; hf < 2; ++hf) {
-        const int key = n0 + key0 + kt * 16 + lane / 4 + hf * 8;
-        if (key >= p.seqlen_k) continue;
-#pragma unroll
-        for (int dt = 0; dt < DQK8; ++dt)
-          *reinterpret_cast<u32*>(dk_out + key * p.dk_seq_stride + dt * 8 + (lane % 4) * 2) =
-              Dtype<T>::pack(dk[kt][dt][2 * hf] * p.softmax_scale,
-                             dk[kt][dt][2 * hf + 1] * p.softmax_scale);
-#pragma unroll
-        for (int dt = 0; dt < DV8; ++dt)
-          *reinterpret_cast<u32*>(dv_out + key * p.dv_seq_stride + dt * 8 + (lane % 4) * 2) =
-              Dtype<T>::pack(dv[kt][dt][2 * hf], dv[kt][dt][2 * hf + 1]);
-      }
+    store_dkdv<T>(p, dk, dv, b, kv_h, n0 + key0, lane);
   }
 
   // fp32 partials of this CTA's share of the group, for flash_bwd_dkv_reduce_kernel.
@@ -183,25 +165,7 @@ template <class K> struct BwdWarpMma {
   __device__ __forceinline__ void
   write_dkdv_partial(const BwdParams& p, const float (&dk)[KT][DQK8][4],
                      const float (&dv)[KT][DV8][4], int split, int b, int kv_h, int n0) const {
-    constexpr int kRow = (DQK8 + DV8) * 8; // Dqk + Dv floats per key
-    float* out = p.dkv_partial + ((static_cast<i64>(split) * p.batch + b) * p.num_kv_heads + kv_h) *
-                                     static_cast<i64>(p.seqlen_k) * kRow;
-#pragma unroll
-    for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-      for (int hf = 0; hf < 2; ++hf) {
-        const int key = n0 + key0 + kt * 16 + lane / 4 + hf * 8;
-        if (key >= p.seqlen_k) continue;
-        float* row = out + static_cast<i64>(key) * kRow + (lane % 4) * 2;
-#pragma unroll
-        for (int dt = 0; dt < DQK8; ++dt)
-          *reinterpret_cast<float2*>(row + dt * 8) = make_float2(
-              dk[kt][dt][2 * hf] * p.softmax_scale, dk[kt][dt][2 * hf + 1] * p.softmax_scale);
-#pragma unroll
-        for (int dt = 0; dt < DV8; ++dt)
-          *reinterpret_cast<float2*>(row + (DQK8 + dt) * 8) =
-              make_float2(dv[kt][dt][2 * hf], dv[kt][dt][2 * hf + 1]);
-      }
+    store_dkdv_partial(p, dk, dv, split, b, kv_h, n0 + key0, lane);
   }
 };
 

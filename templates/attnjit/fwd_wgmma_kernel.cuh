@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(K::kThreads, 1)
   auto issue_s = [&](int n) {
 #pragma unroll
     for (int kk = 0; kk < K::kKSteps; ++kk)
-      Wgmma<T, K::kBlockN>::template ss<0>(s[0], q_desc(kk), k_desc(n, kk), kk > 0);
+      Wgmma<T, K::kBlockN>::template ss<0, 0>(s[0], q_desc(kk), k_desc(n, kk), kk > 0);
     wgmma_commit();
   };
   auto issue_pv = [&](int n) {

@@ -91,7 +91,8 @@ __device__ __forceinline__ void keep_in_register(u32& r) {
 // D (64 x N, fp32, the MMA C layout per 8 columns) (+)= A (64 x 16) * B (16 x N).
 //   ss: A and B from shared memory (descriptors);
 //   rs: A from registers (the m16n8k16 A fragment of each warp's 16 rows), B from shared memory.
-// TRANS_B = 1 reads B MN-major (transposed). Specialized by codegen for the N a kernel needs.
+// TRANS_A / TRANS_B = 1 read A / B MN-major (transposed). Specialized by codegen for the N a
+// kernel needs.
 template <class T, int N> struct Wgmma;
 
 } // namespace attnjit

@@ -1,0 +1,42 @@
+// Compile-time shape of the Hopper (wgmma) dK/dV kernel: the CTA owns BLOCK_N keys, 64 per
+// warpgroup, and walks 64-query blocks; every tile sits in 128-byte swizzled shared memory.
+#pragma once
+
+#include <attnjit/wgmma.cuh>
+
+namespace attnjit {
+
+template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, int BLOCK_N, bool CAUSAL, bool DETERMINISTIC>
+struct BwdWgmmaTraits {
+  using T = T_;
+  static constexpr int kDqk = HEAD_DIM_QK;
+  static constexpr int kDv = HEAD_DIM_V;
+  static constexpr int kBlockM = 64; // queries per step: S^T's N
+  static constexpr int kBlockN = BLOCK_N;
+  static constexpr int kWarpgroups = BLOCK_N / 64;
+  static constexpr int kWarps = BLOCK_N / 16;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr bool kCausal = CAUSAL;
+  static constexpr bool kAccumulateDq = !DETERMINISTIC; // else bwd_dq_kernel.cuh computes dQ
+  // dQ = dS K: each warpgroup takes a slice of dQ's columns (N), over all BLOCK_N keys.
+  static constexpr int kDqCols = HEAD_DIM_QK / kWarpgroups;
+
+  static_assert(BLOCK_N % 64 == 0, "each warpgroup owns 64 keys");
+  static_assert(HEAD_DIM_QK % 64 == 0 && HEAD_DIM_V % 64 == 0,
+                "wgmma tiles hold whole 64-column groups");
+  static_assert(HEAD_DIM_QK <= 256 && HEAD_DIM_V <= 256, "wgmma's N is at most 256");
+  static_assert(kDqCols % 64 == 0, "dQ: each warpgroup's columns are whole 64-column groups");
+
+  using KTile = SwizzledTile<BLOCK_N, HEAD_DIM_QK>;
+  using VTile = SwizzledTile<BLOCK_N, HEAD_DIM_V>;
+  using QTile = SwizzledTile<kBlockM, HEAD_DIM_QK>;  // x 2 stages
+  using DoTile = SwizzledTile<kBlockM, HEAD_DIM_V>;  // x 2 stages
+  using DsTile = SwizzledTile<BLOCK_N, kBlockM>;     // dS^T, A of dQ = dS K read M-major
+  static constexpr int kRowStatsBytes = 2 * 2 * kBlockM * 4; // LSE and D, 2 stages, fp32
+
+  // 1 KiB aligns the base for the swizzle atoms; every tile is a multiple of 1 KiB.
+  static constexpr int kSmemBytes = 1024 + KTile::kBytes + VTile::kBytes + 2 * QTile::kBytes +
+                                    2 * DoTile::kBytes + DsTile::kBytes + kRowStatsBytes;
+};
+
+} // namespace attnjit

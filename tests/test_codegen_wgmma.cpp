@@ -79,9 +79,22 @@ TEST_SUITE("codegen.wgmma") {
         CHECK_FALSE(codegen::default_config(spec, codegen::arch_limits("sm_90")).wgmma);
       }
     CHECK_FALSE(codegen::default_config(forward_spec(96, 96), h100).wgmma);
-    KernelSpec backward = forward_spec(128, 128);
-    backward.pass = Pass::backward;
-    CHECK_FALSE(codegen::default_config(backward, h100).wgmma);
+    // Backward: two warpgroups where dQ splits into 64-column slices, else one; MLA 192/128
+    // (too many registers) and sm_80 keep mma.sync.
+    const struct {
+      int dqk, dv;
+      bool wgmma;
+      int block_n;
+    } backward_table[] = {{128, 128, true, 128}, {64, 64, true, 64}, {192, 128, false, 128}};
+    for (const auto& [dqk, dv, wgmma, block_n] : backward_table) {
+      KernelSpec backward = forward_spec(dqk, dv);
+      backward.pass = Pass::backward;
+      INFO(to_string(backward));
+      const TileConfig c = codegen::default_config(backward, h100);
+      CHECK(c.wgmma == wgmma);
+      CHECK(c.block_n == block_n);
+      CHECK_FALSE(codegen::default_config(backward, codegen::arch_limits("sm_80")).wgmma);
+    }
     // Candidates: wgmma only for sm_90a.
     int hopper = 0;
     for (const TileConfig& c : codegen::candidates(forward_spec(128, 128), h100))

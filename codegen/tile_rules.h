@@ -30,7 +30,8 @@ std::string why_not(const KernelSpec& spec, const TileConfig& config, const Arch
 // Every config the tuner may try for this spec (all pass why_not for `limits`).
 std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& limits);
 
-// Untuned choice, FlashAttention-2's table for the head dim (forward or backward by spec.pass).
+// Untuned choice by head dim (forward or backward by spec.pass): on sm_90a the wgmma kernels where
+// they apply, else FlashAttention-2's tables.
 TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits);
 
 // Bytes of dynamic shared memory the forward kernel (or the backward's main kernel) asks for.

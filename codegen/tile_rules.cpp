@@ -100,8 +100,8 @@ static std::string why_not_wgmma_backward(const KernelSpec& spec, const TileConf
   if (c.num_warps % 4 != 0)
     return fmt::format("num_warps {} is not whole warpgroups of 4", c.num_warps);
   if (c.block_n != 16 * c.num_warps)
-    return fmt::format("block_n {} != 16 * num_warps ({}): each warpgroup owns 64 keys",
-                       c.block_n, 16 * c.num_warps);
+    return fmt::format("block_n {} != 16 * num_warps ({}): each warpgroup owns 64 keys", c.block_n,
+                       16 * c.num_warps);
   if ((spec.head_dim_qk / (c.num_warps / 4)) % 64 != 0)
     return fmt::format("dQ: head_dim_qk {} does not split into {} warpgroups' slices of whole "
                        "64-column groups",
@@ -114,7 +114,7 @@ static std::string why_not_wgmma_backward(const KernelSpec& spec, const TileConf
 
 // FwdWgmmaTraits' static_asserts and the instruction's limits, in words (the backward's above).
 static std::string why_not_wgmma(const KernelSpec& spec, const TileConfig& c,
-                                         const ArchLimits& limits) {
+                                 const ArchLimits& limits) {
   if (limits.arch != "sm_90a")
     return fmt::format("wgmma needs sm_90a (Hopper), not {}", limits.arch);
   if (spec.pass == Pass::backward) return why_not_wgmma_backward(spec, c);
@@ -128,13 +128,14 @@ static std::string why_not_wgmma(const KernelSpec& spec, const TileConfig& c,
   if (c.num_warps % 4 != 0)
     return fmt::format("num_warps {} is not whole warpgroups of 4", c.num_warps);
   if (c.block_m != 16 * c.num_warps)
-    return fmt::format("block_m {} != 16 * num_warps ({}): each warpgroup owns 64 rows",
-                       c.block_m, 16 * c.num_warps);
+    return fmt::format("block_m {} != 16 * num_warps ({}): each warpgroup owns 64 rows", c.block_m,
+                       16 * c.num_warps);
   if (c.block_n % 16 != 0 || c.block_n > 256)
     return fmt::format("block_n {} is not a multiple of 16 up to 256 (wgmma's N)", c.block_n);
   if (c.num_stages < 2)
     return fmt::format("num_stages {} < 2: the K/V ring needs two", c.num_stages);
-  if (c.q_in_registers) return "q_in_registers does not apply to wgmma (Q is read from shared memory)";
+  if (c.q_in_registers)
+    return "q_in_registers does not apply to wgmma (Q is read from shared memory)";
   return {};
 }
 
@@ -275,14 +276,15 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
   // searched the whole space, the others by under 4%: two CTAs fit an SM and overlap one's
   // softmax with the other's MMAs. Wider heads fit one such CTA only, and do better with two
   // warpgroups (MLA 192/128: 513 vs 392 TFLOP/s; d256: 540 vs 430).
-  const TileConfig hopper = d <= 128 ? TileConfig{64, 96, 4, 2, false, true}
+  const TileConfig hopper = d <= 128   ? TileConfig{64, 96, 4, 2, false, true}
                             : d <= 192 ? TileConfig{128, 128, 8, 2, false, true}
                                        : TileConfig{128, 64, 8, 2, false, true};
   if (spec.pass == Pass::forward && why_not(spec, hopper, limits).empty()) return hopper;
   // The wgmma backward: two warpgroups (128 keys) where dQ splits into their 64-column slices
   // (d128: 346 vs 245 TFLOP/s non-causal, 315 vs 216 causal), else one (d64: 213 vs 202).
   if (spec.pass == Pass::backward)
-    for (const TileConfig& k : {TileConfig{64, 128, 8, 2, false, true}, TileConfig{64, 64, 4, 2, false, true}})
+    for (const TileConfig& k :
+         {TileConfig{64, 128, 8, 2, false, true}, TileConfig{64, 64, 4, 2, false, true}})
       if (why_not(spec, k, limits).empty()) return k;
   if (uses_wide_forward(spec))
     c = TileConfig{64, 64, 8, 2, false};

@@ -62,9 +62,10 @@ std::string wgmma_specialization(DType dtype, int n) {
 )",
       fmt::arg("element", element), fmt::arg("n", n), fmt::arg("groups", n / 8),
       fmt::arg("type", type), fmt::arg("d_ss", operand_list(0, acc, in)),
-      fmt::arg("d_rs", operand_list(0, acc, in)), fmt::arg("bind", accumulator_bindings(n, "          ")),
-      fmt::arg("ss_a", acc), fmt::arg("ss_b", acc + 1), fmt::arg("ss_acc", acc + 2),
-      fmt::arg("ss_ta", acc + 3), fmt::arg("ss_t", acc + 4), fmt::arg("a0", acc), fmt::arg("a1", acc + 1),
+      fmt::arg("d_rs", operand_list(0, acc, in)),
+      fmt::arg("bind", accumulator_bindings(n, "          ")), fmt::arg("ss_a", acc),
+      fmt::arg("ss_b", acc + 1), fmt::arg("ss_acc", acc + 2), fmt::arg("ss_ta", acc + 3),
+      fmt::arg("ss_t", acc + 4), fmt::arg("a0", acc), fmt::arg("a1", acc + 1),
       fmt::arg("a2", acc + 2), fmt::arg("a3", acc + 3), fmt::arg("rs_b", acc + 4),
       fmt::arg("rs_acc", acc + 5), fmt::arg("rs_t", acc + 6));
 }

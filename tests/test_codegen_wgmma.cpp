@@ -121,7 +121,8 @@ TEST_SUITE("codegen.wgmma") {
           "/*STAGES=*/3", "/*CAUSAL=*/true", "static_assert(Traits::kSmemBytes =="})
       CHECK_MESSAGE(mentions(k.source, piece), piece);
     // O's N equal to block_n: one specialization, not two.
-    const auto same = codegen::generate_forward(forward_spec(128, 128), {64, 128, 4, 2, false, true});
+    const auto same =
+        codegen::generate_forward(forward_spec(128, 128), {64, 128, 4, 2, false, true});
     CHECK(same.source.find("struct Wgmma<") == same.source.rfind("struct Wgmma<"));
     const std::string fp16 = codegen::wgmma_specialization(DType::fp16, 64);
     CHECK(mentions(fp16, "m64n64k16.f32.f16.f16"));

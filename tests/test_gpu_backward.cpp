@@ -343,10 +343,12 @@ TEST_SUITE("gpu.backward") {
       AttentionProblem packed = make_problem(DType::bf16, 128, mask, {2, 150, 150}, 4, 4);
       packed.spec.layout = Layout::packed_qkv;
       cases.push_back({packed, two});
-      cases.push_back({deterministic(make_problem(DType::bf16, 128, mask, {2, 100, 300}, 8, 2)), two});
-      cases.push_back({deterministic(make_problem(DType::fp16, 64, mask, {1, 300, 100}, 4, 1)), one});
-      cases.push_back({make_problem(DType::bf16, 128, mask, {2, 127, 127}), two,
-                       DoutLayout::padded_seq});
+      cases.push_back(
+          {deterministic(make_problem(DType::bf16, 128, mask, {2, 100, 300}, 8, 2)), two});
+      cases.push_back(
+          {deterministic(make_problem(DType::fp16, 64, mask, {1, 300, 100}, 4, 1)), one});
+      cases.push_back(
+          {make_problem(DType::bf16, 128, mask, {2, 127, 127}), two, DoutLayout::padded_seq});
       AttentionProblem scaled = make_problem(DType::bf16, 128, mask, {1, 127, 127});
       scaled.softmax_scale = 0.3f;
       cases.push_back({scaled, two});

@@ -20,8 +20,8 @@ namespace {
 bool on_hopper() {
   const DeviceInfo device = query_device(0);
   if (device.arch() == "sm_90a") return true;
-  MESSAGE("skipped: the wgmma forward needs sm_90a; device 0 is ", device.name, " (",
-          device.arch(), ")");
+  MESSAGE("skipped: the wgmma forward needs sm_90a; device 0 is ", device.name, " (", device.arch(),
+          ")");
   return false;
 }
 
@@ -66,12 +66,15 @@ TEST_SUITE("gpu.forward_wgmma") {
       for (int warps : {4, 12})
         for (int block_n : {64, 96, 192}) {
           if (warps == 12 && block_n == 192) continue; // over the registers of 384 threads
-          cases.push_back({make_problem(DType::bf16, 64, 64, mask, {2, 333, 333}), wgmma(warps, block_n)});
-          cases.push_back({make_problem(DType::fp16, 128, 128, mask, {1, 200, 517}), wgmma(warps, 64)});
+          cases.push_back(
+              {make_problem(DType::bf16, 64, 64, mask, {2, 333, 333}), wgmma(warps, block_n)});
+          cases.push_back(
+              {make_problem(DType::fp16, 128, 128, mask, {1, 200, 517}), wgmma(warps, 64)});
         }
     for (Mask mask : kMasks)
       for (int64_t sk : {1, 100, 1000}) // fewer, as many and more key blocks than slots
-        cases.push_back({make_problem(DType::bf16, 128, 128, mask, {1, 150, sk}), wgmma(8, 128, 3)});
+        cases.push_back(
+            {make_problem(DType::bf16, 128, 128, mask, {1, 150, sk}), wgmma(8, 128, 3)});
     run_cases(cases);
   }
 

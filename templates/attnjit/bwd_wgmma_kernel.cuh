@@ -23,11 +23,11 @@ __global__ void __launch_bounds__(K::kThreads, 1)
   constexpr int BM = K::kBlockM, MT8 = BM / 8, KQ = BM / 16;
   extern __shared__ __align__(1024) unsigned char smem[];
   const u32 sK = (smem_u32(smem) + 1023) & ~1023u; // (BLOCK_N, Dqk)
-  const u32 sV = sK + KTile::kBytes;                // (BLOCK_N, Dv)
-  const u32 sQ = sV + VTile::kBytes;                // 2 x (64, Dqk)
-  const u32 sDo = sQ + 2 * QTile::kBytes;           // 2 x (64, Dv)
-  const u32 sDs = sDo + 2 * DoTile::kBytes;         // (BLOCK_N, 64) dS^T
-  const u32 sStats = sDs + DsTile::kBytes;          // 2 x {LSE, D} x 64 fp32
+  const u32 sV = sK + KTile::kBytes;               // (BLOCK_N, Dv)
+  const u32 sQ = sV + VTile::kBytes;               // 2 x (64, Dqk)
+  const u32 sDo = sQ + 2 * QTile::kBytes;          // 2 x (64, Dv)
+  const u32 sDs = sDo + 2 * DoTile::kBytes;        // (BLOCK_N, 64) dS^T
+  const u32 sStats = sDs + DsTile::kBytes;         // 2 x {LSE, D} x 64 fp32
   const float* stats = reinterpret_cast<const float*>(smem + (sStats - smem_u32(smem)));
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, wg = warp / 4;
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(K::kThreads, 1)
         // A query past Sq, or one that sees no key (LSE -inf), gets P = 0: subtract +inf.
         const float l = lse[col];
         const float lse_log2 = query >= p.seqlen_q || l == neg_inf() ? __int_as_float(0x7f800000)
-                                                                      : l * 1.4426950408889634f;
+                                                                     : l * 1.4426950408889634f;
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
           float& x = s[mt][2 * hf + e];
@@ -173,10 +173,11 @@ __global__ void __launch_bounds__(K::kThreads, 1)
       for (int kq = 0; kq < KQ; ++kq)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-          const int row = key0 + lane / 4 + (i % 2) * 8, col = kq * 16 + (i / 2) * 8 + (lane % 4) * 2;
-          asm volatile("st.shared.u32 [%0], %1;" ::"r"(sDs + DsTile::offset(row, col / 8) +
-                                                        (col % 8) * 2),
-                       "r"(ds_frag[kq][i]));
+          const int row = key0 + lane / 4 + (i % 2) * 8,
+                    col = kq * 16 + (i / 2) * 8 + (lane % 4) * 2;
+          asm volatile(
+              "st.shared.u32 [%0], %1;" ::"r"(sDs + DsTile::offset(row, col / 8) + (col % 8) * 2),
+              "r"(ds_frag[kq][i]));
         }
       fence_proxy_async();
       __syncthreads(); // all of dS^T

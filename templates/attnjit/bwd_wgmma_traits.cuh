@@ -29,9 +29,9 @@ struct BwdWgmmaTraits {
 
   using KTile = SwizzledTile<BLOCK_N, HEAD_DIM_QK>;
   using VTile = SwizzledTile<BLOCK_N, HEAD_DIM_V>;
-  using QTile = SwizzledTile<kBlockM, HEAD_DIM_QK>;  // x 2 stages
-  using DoTile = SwizzledTile<kBlockM, HEAD_DIM_V>;  // x 2 stages
-  using DsTile = SwizzledTile<BLOCK_N, kBlockM>;     // dS^T, A of dQ = dS K read M-major
+  using QTile = SwizzledTile<kBlockM, HEAD_DIM_QK>;          // x 2 stages
+  using DoTile = SwizzledTile<kBlockM, HEAD_DIM_V>;          // x 2 stages
+  using DsTile = SwizzledTile<BLOCK_N, kBlockM>;             // dS^T, A of dQ = dS K read M-major
   static constexpr int kRowStatsBytes = 2 * 2 * kBlockM * 4; // LSE and D, 2 stages, fp32
 
   // 1 KiB aligns the base for the swizzle atoms; every tile is a multiple of 1 KiB.

@@ -24,8 +24,8 @@ __global__ void __launch_bounds__(K::kThreads, 1)
 
   extern __shared__ __align__(1024) unsigned char smem[];
   const u32 sQ = (smem_u32(smem) + 1023) & ~1023u; // (BLOCK_M, Dqk), later O (BLOCK_M, Dv)
-  const u32 sK = sQ + K::kQOSpan;                   // STAGES x (BLOCK_N, Dqk)
-  const u32 sV = sK + K::kStages * KTile::kBytes;   // STAGES x (BLOCK_N, Dv)
+  const u32 sK = sQ + K::kQOSpan;                  // STAGES x (BLOCK_N, Dqk)
+  const u32 sV = sK + K::kStages * KTile::kBytes;  // STAGES x (BLOCK_N, Dv)
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warpgroup = warp / 4;
   int m_block = blockIdx.x % p.num_m_blocks;
@@ -54,9 +54,9 @@ __global__ void __launch_bounds__(K::kThreads, 1)
                                               k + g * K::kBlockN * p.k_seq_stride, p.k_seq_stride,
                                               p.seqlen_k - g * K::kBlockN, tid);
     if (g >= 1 && g - 1 < n_blocks)
-      VTile::template load_async<K::kThreads>(sV + ((g - 1) % K::kStages) * VTile::kBytes,
-                                              v + (g - 1) * K::kBlockN * p.v_seq_stride,
-                                              p.v_seq_stride, p.seqlen_k - (g - 1) * K::kBlockN, tid);
+      VTile::template load_async<K::kThreads>(
+          sV + ((g - 1) % K::kStages) * VTile::kBytes, v + (g - 1) * K::kBlockN * p.v_seq_stride,
+          p.v_seq_stride, p.seqlen_k - (g - 1) * K::kBlockN, tid);
     cp_async_commit();
   };
   // Waits for groups up to the one STAGES - 2 behind the newest, then makes what cp.async wrote
@@ -74,11 +74,13 @@ __global__ void __launch_bounds__(K::kThreads, 1)
     return wgmma_desc(sQ_wg + (kk / 4) * QTile::kGroupBytes + (kk % 4) * 32, 16, 1024);
   };
   auto k_desc = [&](int n, int kk) {
-    return wgmma_desc(sK + (n % K::kStages) * KTile::kBytes + (kk / 4) * KTile::kGroupBytes + (kk % 4) * 32, 16,
-                      1024);
+    return wgmma_desc(sK + (n % K::kStages) * KTile::kBytes + (kk / 4) * KTile::kGroupBytes +
+                          (kk % 4) * 32,
+                      16, 1024);
   };
   auto v_desc = [&](int n, int kp) {
-    return wgmma_desc(sV + (n % K::kStages) * VTile::kBytes + kp * 16 * 128, VTile::kGroupBytes, 1024);
+    return wgmma_desc(sV + (n % K::kStages) * VTile::kBytes + kp * 16 * 128, VTile::kGroupBytes,
+                      1024);
   };
 
   const int row_in_warp = warp * 16; // first of this warp's 16 rows within the block
@@ -102,7 +104,7 @@ __global__ void __launch_bounds__(K::kThreads, 1)
   };
   // Masks S_n (keys past seqlen_k; above the diagonal when causal), turns it into P_n and
   // returns each row's rescale factor for O. Only edge blocks pay for the mask.
-  auto softmax_step = [&](int n, float (&rescale)[1][2]) {
+  auto softmax_step = [&](int n, float(&rescale)[1][2]) {
     const int n0 = n * K::kBlockN;
     const bool edge = n0 + K::kBlockN > p.seqlen_k ||
                       (K::kCausal && n0 + K::kBlockN - 1 > m0 + row_in_warp + diag);

@@ -18,7 +18,8 @@ template <int ROWS, int COLS> struct SwizzledTile {
   static constexpr int kBytes = COLS / 64 * kGroupBytes;
 
   static __device__ __forceinline__ u32 offset(int row, int chunk) {
-    return static_cast<u32>((chunk / 8) * kGroupBytes + row * 128 + (((chunk % 8) ^ (row % 8)) << 4));
+    return static_cast<u32>((chunk / 8) * kGroupBytes + row * 128 +
+                            (((chunk % 8) ^ (row % 8)) << 4));
   }
 
   // Asynchronously copies rows [0, ROWS) of a global [rows, COLS] slice whose row r starts at

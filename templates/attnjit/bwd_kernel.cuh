@@ -5,6 +5,7 @@
 // this block's share through fp32 atomics into the workspace.
 #pragma once
 
+#include <attnjit/bwd_block.cuh>
 #include <attnjit/bwd_dq_kernel.cuh>
 #include <attnjit/bwd_params.h>
 #include <attnjit/bwd_prepost.cuh>
@@ -28,33 +29,16 @@ __global__ void __launch_bounds__(K::kThreads)
   const float* stats = reinterpret_cast<const float*>(smem + (sStats - sK));
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  // Causal: a key block's work falls with its index (fewer query blocks see it), so the key block
-  // is the slowest-varying index and the heaviest CTAs of every head start first (longest job
-  // first keeps the last wave short). Non-causal: key blocks of one head run side by side and
-  // share its Q and dO in L2.
-  const int groups = gridDim.x / p.num_n_blocks; // (split, batch, KV head) triples
-  const int n_block = K::kCausal ? blockIdx.x / groups : blockIdx.x % p.num_n_blocks;
-  const int rest = K::kCausal ? blockIdx.x % groups : blockIdx.x / p.num_n_blocks;
-  const int split = rest % p.kv_splits, bkv = rest / p.kv_splits;
-  const int b = bkv / p.num_kv_heads, kv_h = bkv % p.num_kv_heads;
-  const int heads_per_split = p.heads_per_kv / p.kv_splits;
-  const int n0 = n_block * K::kBlockN, diag = p.seqlen_k - p.seqlen_q;
-  // Causal: only queries i >= n0 - diag see these keys.
-  const int m_begin = K::kCausal ? max(0, n0 - diag) / BM : 0;
-  const int m_count = max(0, p.num_m_blocks - m_begin);
-  const int steps = m_count * heads_per_split; // (query head, query block) pairs
+  const BwdBlock<BM, K::kBlockN, K::kCausal> block(p);
+  const int split = block.split, b = block.b, kv_h = block.kv_h, n0 = block.n0, diag = block.diag;
+  const int steps = block.steps;
 
-  const unsigned short* k = static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride +
-                            kv_h * p.k_head_stride + n0 * p.k_seq_stride;
-  const unsigned short* v = static_cast<const unsigned short*>(p.v) + b * p.v_batch_stride +
-                            kv_h * p.v_head_stride + n0 * p.v_seq_stride;
+  const unsigned short *k = block.k, *v = block.v;
   K::KTile::template load_async<K::kThreads>(sK, k, p.k_seq_stride, p.seqlen_k - n0, tid);
   K::VTile::template load_async<K::kThreads>(sV, v, p.v_seq_stride, p.seqlen_k - n0, tid);
 
-  auto head_of = [&](int step) {
-    return kv_h * p.heads_per_kv + split * heads_per_split + step / m_count;
-  };
-  auto m0_of = [&](int step) { return (m_begin + step % m_count) * BM; };
+  auto head_of = [&](int step) { return block.head_of(p, step); };
+  auto m0_of = [&](int step) { return block.m0_of(step); };
   auto load_step = [&](int step) {
     const int slot = step & 1, h = head_of(step), m0 = m0_of(step);
     const auto* q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride +
@@ -65,13 +49,7 @@ __global__ void __launch_bounds__(K::kThreads)
                                                p.seqlen_q - m0, tid);
     K::DoTile::template load_async<K::kThreads>(sDo + slot * K::DoTile::kBytes, d_o,
                                                 p.do_seq_stride, p.seqlen_q - m0, tid);
-    const i64 row0 = (static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q + m0;
-    for (int i = tid; i < 2 * BM; i += K::kThreads) { // LSE then D; rows past Sq read as 0
-      const int r = i % BM;
-      const float* src = (i < BM ? p.lse : p.dsum) + row0 + r;
-      cp_async_4(sStats + (slot * 2 * BM + i) * 4, m0 + r < p.seqlen_q ? src : p.lse,
-                 m0 + r < p.seqlen_q ? 4 : 0);
-    }
+    load_row_stats_async<BM, K::kThreads>(p, sStats + slot * 2 * BM * 4, b, h, m0, tid);
   };
   if (steps > 0) load_step(0);
   cp_async_commit(); // K, V and step 0 land together
@@ -98,8 +76,8 @@ __global__ void __launch_bounds__(K::kThreads)
     {
       float s[KT][MT8][4]; // S^T = K Q^T, then P^T: (kWarpKeys, BLOCK_M)
       mma.template rows_times_cols_t<typename K::KTile, typename K::QTile>(s, sK, sQ_i);
-      const bool edge = n0 + K::kBlockN > p.seqlen_k ||
-                        (K::kCausal && n0 + key0 + K::kWarpKeys - 1 > m0 + diag);
+      const bool edge =
+          n0 + K::kBlockN > p.seqlen_k || (K::kCausal && n0 + key0 + K::kWarpKeys - 1 > m0 + diag);
 #pragma unroll
       for (int mt = 0; mt < MT8; ++mt)
 #pragma unroll
@@ -107,17 +85,15 @@ __global__ void __launch_bounds__(K::kThreads)
           const int col = mt * 8 + (lane % 4) * 2 + e, query = m0 + col;
           // A query past Sq, or one that sees no key (LSE -inf), gets P = 0: subtract +inf.
           const float l = lse[col];
-          const float lse_log2 = query >= p.seqlen_q || l == neg_inf()
-                                     ? __int_as_float(0x7f800000)
-                                     : l * 1.4426950408889634f;
+          const float lse_log2 = query >= p.seqlen_q || l == neg_inf() ? __int_as_float(0x7f800000)
+                                                                       : l * 1.4426950408889634f;
 #pragma unroll
           for (int kt = 0; kt < KT; ++kt)
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
               float& x = s[kt][mt][2 * hf + e];
               const int key = n0 + key0 + kt * 16 + lane / 4 + hf * 8;
-              const bool masked =
-                  edge && (key >= p.seqlen_k || (K::kCausal && key > query + diag));
+              const bool masked = edge && (key >= p.seqlen_k || (K::kCausal && key > query + diag));
               x = masked ? 0.f : ex2(fmaf(x, p.softmax_scale_log2, -lse_log2));
             }
         }

@@ -5,6 +5,7 @@
 // and dQ += dS K from dS^T staged in shared memory (read M-major), added to the fp32 workspace.
 #pragma once
 
+#include <attnjit/bwd_block.cuh>
 #include <attnjit/bwd_dkdv_store.cuh>
 #include <attnjit/bwd_params.h>
 #include <attnjit/bwd_wgmma_traits.cuh>
@@ -31,29 +32,16 @@ __global__ void __launch_bounds__(K::kThreads, 1)
   const float* stats = reinterpret_cast<const float*>(smem + (sStats - smem_u32(smem)));
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, wg = warp / 4;
-  // The grid and the walk over (query head, query block) steps are flash_bwd_dkdv_kernel's.
-  const int groups = gridDim.x / p.num_n_blocks;
-  const int n_block = K::kCausal ? blockIdx.x / groups : blockIdx.x % p.num_n_blocks;
-  const int rest = K::kCausal ? blockIdx.x % groups : blockIdx.x / p.num_n_blocks;
-  const int split = rest % p.kv_splits, bkv = rest / p.kv_splits;
-  const int b = bkv / p.num_kv_heads, kv_h = bkv % p.num_kv_heads;
-  const int heads_per_split = p.heads_per_kv / p.kv_splits;
-  const int n0 = n_block * K::kBlockN, diag = p.seqlen_k - p.seqlen_q;
-  const int m_begin = K::kCausal ? max(0, n0 - diag) / BM : 0;
-  const int m_count = max(0, p.num_m_blocks - m_begin);
-  const int steps = m_count * heads_per_split;
+  const BwdBlock<BM, K::kBlockN, K::kCausal> block(p);
+  const int split = block.split, b = block.b, kv_h = block.kv_h, n0 = block.n0, diag = block.diag;
+  const int steps = block.steps;
 
-  const unsigned short* k = static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride +
-                            kv_h * p.k_head_stride + n0 * p.k_seq_stride;
-  const unsigned short* v = static_cast<const unsigned short*>(p.v) + b * p.v_batch_stride +
-                            kv_h * p.v_head_stride + n0 * p.v_seq_stride;
+  const unsigned short *k = block.k, *v = block.v;
   KTile::template load_async<K::kThreads>(sK, k, p.k_seq_stride, p.seqlen_k - n0, tid);
   VTile::template load_async<K::kThreads>(sV, v, p.v_seq_stride, p.seqlen_k - n0, tid);
 
-  auto head_of = [&](int step) {
-    return kv_h * p.heads_per_kv + split * heads_per_split + step / m_count;
-  };
-  auto m0_of = [&](int step) { return (m_begin + step % m_count) * BM; };
+  auto head_of = [&](int step) { return block.head_of(p, step); };
+  auto m0_of = [&](int step) { return block.m0_of(step); };
   auto load_step = [&](int step) {
     const int slot = step & 1, h = head_of(step), m0 = m0_of(step);
     const auto* q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride +
@@ -64,13 +52,7 @@ __global__ void __launch_bounds__(K::kThreads, 1)
                                             p.seqlen_q - m0, tid);
     DoTile::template load_async<K::kThreads>(sDo + slot * DoTile::kBytes, d_o, p.do_seq_stride,
                                              p.seqlen_q - m0, tid);
-    const i64 row0 = (static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q + m0;
-    for (int i = tid; i < 2 * BM; i += K::kThreads) { // LSE then D; rows past Sq read as 0
-      const int r = i % BM;
-      const float* src = (i < BM ? p.lse : p.dsum) + row0 + r;
-      cp_async_4(sStats + (slot * 2 * BM + i) * 4, m0 + r < p.seqlen_q ? src : p.lse,
-                 m0 + r < p.seqlen_q ? 4 : 0);
-    }
+    load_row_stats_async<BM, K::kThreads>(p, sStats + slot * 2 * BM * 4, b, h, m0, tid);
   };
   if (steps > 0) load_step(0);
   cp_async_commit(); // K, V and step 0 land together

@@ -6,6 +6,7 @@
 // the tensor cores still work on P_{n-1} V_{n-1} (FlashAttention-3's intra-warpgroup overlap).
 #pragma once
 
+#include <attnjit/fwd_block.cuh>
 #include <attnjit/fwd_epilogue.cuh>
 #include <attnjit/fwd_params.h>
 #include <attnjit/fwd_softmax.cuh>
@@ -28,24 +29,9 @@ __global__ void __launch_bounds__(K::kThreads, 1)
   const u32 sV = sK + K::kStages * KTile::kBytes;  // STAGES x (BLOCK_N, Dv)
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warpgroup = warp / 4;
-  int m_block = blockIdx.x % p.num_m_blocks;
-  if (K::kCausal) m_block = p.num_m_blocks - 1 - m_block; // the longest rows first
-  const int bh = blockIdx.x / p.num_m_blocks;
-  const int b = bh / p.num_heads, h = bh % p.num_heads, kv_h = h / p.heads_per_kv;
-  const int m0 = m_block * K::kBlockM;
-
-  const unsigned short* q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride +
-                            h * p.q_head_stride + m0 * p.q_seq_stride;
-  const unsigned short* k =
-      static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride + kv_h * p.k_head_stride;
-  const unsigned short* v =
-      static_cast<const unsigned short*>(p.v) + b * p.v_batch_stride + kv_h * p.v_head_stride;
-
-  // Bottom-right causal alignment: query i sees key j iff j <= i + (Sk - Sq).
-  const int diag = p.seqlen_k - p.seqlen_q;
-  int n_blocks = (p.seqlen_k + K::kBlockN - 1) / K::kBlockN;
-  if (K::kCausal)
-    n_blocks = min(n_blocks, max(0, m0 + K::kBlockM + diag + K::kBlockN - 1) / K::kBlockN);
+  const FwdBlock<K::kBlockM, K::kBlockN, K::kCausal> block(p);
+  const int b = block.b, h = block.h, m0 = block.m0, diag = block.diag, n_blocks = block.n_blocks;
+  const unsigned short *q = block.q, *k = block.k, *v = block.v;
 
   // Commit group g holds K_g and V_{g-1} (group 0 also Q): what step g reads first.
   auto load_group = [&](int g) {

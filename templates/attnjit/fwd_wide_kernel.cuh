@@ -12,6 +12,7 @@
 // and mma.sync about even on an H100; plus two more barriers a block, with one CTA per SM.
 #pragma once
 
+#include <attnjit/fwd_block.cuh>
 #include <attnjit/fwd_params.h>
 #include <attnjit/fwd_wide_epilogue.cuh>
 #include <attnjit/fwd_wide_softmax.cuh>
@@ -37,24 +38,9 @@ __global__ void __launch_bounds__(K::kThreads, 1)
   const WideRowStats<K::kSplit, K::kBlockM> stats(reinterpret_cast<float*>(smem + K::kStatsOffset));
 
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  int m_block = blockIdx.x % p.num_m_blocks;
-  if (K::kCausal) m_block = p.num_m_blocks - 1 - m_block; // the longest rows first
-  const int bh = blockIdx.x / p.num_m_blocks;
-  const int b = bh / p.num_heads, h = bh % p.num_heads, kv_h = h / p.heads_per_kv;
-  const int m0 = m_block * K::kBlockM;
-
-  const unsigned short* q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride +
-                            h * p.q_head_stride + m0 * p.q_seq_stride;
-  const unsigned short* k =
-      static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride + kv_h * p.k_head_stride;
-  const unsigned short* v =
-      static_cast<const unsigned short*>(p.v) + b * p.v_batch_stride + kv_h * p.v_head_stride;
-
-  // Bottom-right causal alignment: query i sees key j iff j <= i + (Sk - Sq).
-  const int diag = p.seqlen_k - p.seqlen_q;
-  int n_blocks = (p.seqlen_k + K::kBlockN - 1) / K::kBlockN;
-  if (K::kCausal)
-    n_blocks = min(n_blocks, max(0, m0 + K::kBlockM + diag + K::kBlockN - 1) / K::kBlockN);
+  const FwdBlock<K::kBlockM, K::kBlockN, K::kCausal> block(p);
+  const int b = block.b, h = block.h, m0 = block.m0, diag = block.diag, n_blocks = block.n_blocks;
+  const unsigned short *q = block.q, *k = block.k, *v = block.v;
 
   auto load_kv = [&](int n_block) {
     const int slot = n_block % K::kStages, n0 = n_block * K::kBlockN;

@@ -1,0 +1,66 @@
+// Which keys a backward dK/dV CTA owns and the (query head, query block) steps it walks, shared
+// by the mma.sync and wgmma kernels, which launch the same grid:
+// grid.x = num_n_blocks * batch * num_kv_heads * kv_splits.
+#pragma once
+
+#include <attnjit/bwd_params.h>
+#include <attnjit/ptx.cuh>
+
+namespace attnjit {
+
+template <int BLOCK_M, int BLOCK_N, bool CAUSAL> struct BwdBlock {
+  int split, b, kv_h;
+  int n0;                  // first key
+  int diag;                // Sk - Sq (bottom-right causal alignment)
+  int heads_per_split;     // query heads of the group this CTA walks
+  int m_begin;             // first query block that sees these keys
+  int m_count;             // query blocks per head
+  int steps;               // (query head, query block) pairs
+  const unsigned short* k; // row n0 of this (b, kv_h)
+  const unsigned short* v;
+
+  __device__ __forceinline__ explicit BwdBlock(const BwdParams& p) {
+    // Causal: a key block's work falls with its index (fewer query blocks see it), so the key
+    // block is the slowest-varying index and the heaviest CTAs of every head start first
+    // (longest job first keeps the last wave short). Non-causal: key blocks of one head run
+    // side by side and share its Q and dO in L2.
+    const int groups = gridDim.x / p.num_n_blocks; // (split, batch, KV head) triples
+    const int n_block = CAUSAL ? blockIdx.x / groups : blockIdx.x % p.num_n_blocks;
+    const int rest = CAUSAL ? blockIdx.x % groups : blockIdx.x / p.num_n_blocks;
+    split = rest % p.kv_splits;
+    const int bkv = rest / p.kv_splits;
+    b = bkv / p.num_kv_heads, kv_h = bkv % p.num_kv_heads;
+    heads_per_split = p.heads_per_kv / p.kv_splits;
+    n0 = n_block * BLOCK_N, diag = p.seqlen_k - p.seqlen_q;
+    // Causal: only queries i >= n0 - diag see these keys.
+    m_begin = CAUSAL ? max(0, n0 - diag) / BLOCK_M : 0;
+    m_count = max(0, p.num_m_blocks - m_begin);
+    steps = m_count * heads_per_split;
+    k = static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride + kv_h * p.k_head_stride +
+        n0 * p.k_seq_stride;
+    v = static_cast<const unsigned short*>(p.v) + b * p.v_batch_stride + kv_h * p.v_head_stride +
+        n0 * p.v_seq_stride;
+  }
+
+  __device__ __forceinline__ int head_of(const BwdParams& p, int step) const {
+    return kv_h * p.heads_per_kv + split * heads_per_split + step / m_count;
+  }
+  __device__ __forceinline__ int m0_of(int step) const {
+    return (m_begin + step % m_count) * BLOCK_M;
+  }
+};
+
+// LSE then D of query rows [m0, m0 + BLOCK_M) of (b, h), fp32, to 2 * BLOCK_M floats at `dst`;
+// rows past Sq read as 0.
+template <int BLOCK_M, int THREADS>
+__device__ __forceinline__ void load_row_stats_async(const BwdParams& p, u32 dst, int b, int h,
+                                                     int m0, int tid) {
+  const i64 row0 = (static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q + m0;
+  for (int i = tid; i < 2 * BLOCK_M; i += THREADS) {
+    const int r = i % BLOCK_M;
+    const float* src = (i < BLOCK_M ? p.lse : p.dsum) + row0 + r;
+    cp_async_4(dst + i * 4, m0 + r < p.seqlen_q ? src : p.lse, m0 + r < p.seqlen_q ? 4 : 0);
+  }
+}
+
+} // namespace attnjit

@@ -1,0 +1,37 @@
+// Which tile a forward CTA computes: its query block, batch and head (the longest rows first when
+// causal), the base pointers of its Q rows and of its K/V head, and how many key blocks it visits.
+// Shared by the mma.sync, wide-Dv and wgmma forward kernels, which all launch
+// grid.x = num_m_blocks * batch * num_heads.
+#pragma once
+
+#include <attnjit/fwd_params.h>
+#include <attnjit/types.cuh>
+
+namespace attnjit {
+
+template <int BLOCK_M, int BLOCK_N, bool CAUSAL> struct FwdBlock {
+  int b, h, kv_h;
+  int m0;       // first query row
+  int diag;     // Sk - Sq: query i sees key j iff j <= i + diag (bottom-right causal alignment)
+  int n_blocks; // key blocks to visit
+  const unsigned short* q; // row m0 of this (b, h)
+  const unsigned short* k; // row 0 of this (b, kv_h)
+  const unsigned short* v;
+
+  __device__ __forceinline__ explicit FwdBlock(const FwdParams& p) {
+    int m_block = blockIdx.x % p.num_m_blocks;
+    if (CAUSAL) m_block = p.num_m_blocks - 1 - m_block; // the longest rows first
+    const int bh = blockIdx.x / p.num_m_blocks;
+    b = bh / p.num_heads, h = bh % p.num_heads, kv_h = h / p.heads_per_kv;
+    m0 = m_block * BLOCK_M;
+    q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
+        m0 * p.q_seq_stride;
+    k = static_cast<const unsigned short*>(p.k) + b * p.k_batch_stride + kv_h * p.k_head_stride;
+    v = static_cast<const unsigned short*>(p.v) + b * p.v_batch_stride + kv_h * p.v_head_stride;
+    diag = p.seqlen_k - p.seqlen_q;
+    n_blocks = (p.seqlen_k + BLOCK_N - 1) / BLOCK_N;
+    if (CAUSAL) n_blocks = min(n_blocks, max(0, m0 + BLOCK_M + diag + BLOCK_N - 1) / BLOCK_N);
+  }
+};
+
+} // namespace attnjit

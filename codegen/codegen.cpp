@@ -174,6 +174,39 @@ using Traits = attnjit::FwdTraits<{dtype},
   return k;
 }
 
+// The backward's source opens with what it launches and how: the pre-pass, the main dK/dV kernel
+// (`main`, described by `main_what`), the dQ kernel and the GQA/MQA reduction.
+static std::string backward_preamble(const KernelSpec& spec, const TileConfig& config,
+                                     const GeneratedKernel& k, const char* main_what) {
+  return fmt::format(
+      R"(// attnjit generated kernel: {slug}
+// spec:   {spec}
+// config: {config}
+// templates: {hash}
+// launches, in order, on one stream:
+//   {dsum}: D = rowsum(dO * O); 128 threads, grid.x = ceil(seqlen_q / 128) * batch * num_heads
+//   {main}: {main_what};
+//       {threads} threads, {smem} bytes dynamic shared memory,
+//       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads
+//   {dq}: {dq_what}
+//   {reduce}: GQA/MQA split over several CTAs per key block only: sums their fp32 dK/dV
+//       partials in a fixed order; 256 threads, grid-stride
+)",
+      fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
+      fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
+      fmt::arg("dsum", k.helper_name_expressions[0]), fmt::arg("main", k.name_expression),
+      fmt::arg("main_what", main_what), fmt::arg("threads", k.threads),
+      fmt::arg("smem", k.dynamic_smem), fmt::arg("block_n", config.block_n),
+      fmt::arg("dq", k.helper_name_expressions[1]),
+      fmt::arg("reduce", k.helper_name_expressions[2]),
+      fmt::arg("dq_what", spec.deterministic
+                              ? fmt::format("dQ without atomics, recomputing P and dS; 128 "
+                                            "threads, {} bytes dynamic shared memory, grid.x = "
+                                            "ceil(seqlen_q / 64) * batch * num_heads",
+                                            backward_dq_smem_bytes(spec))
+                              : std::string("dQ = scale * accumulator; 256 threads, grid-stride")));
+}
+
 // flash_bwd_dkdv_wgmma_kernel (sm_90a) in place of flash_bwd_dkdv_kernel; the launches around it
 // are the same. The wgmma instructions for S^T and dP^T (N = 64 queries), dK (N = head_dim_qk),
 // dV (N = head_dim_v) and dQ (N = head_dim_qk / warpgroups) are written out here.
@@ -186,20 +219,10 @@ static GeneratedKernel generate_wgmma_backward(const KernelSpec& spec, const Til
   std::string instructions;
   for (int n : sizes)
     instructions += wgmma_specialization(spec.dtype, n);
-  k.source = fmt::format(
-      R"(// attnjit generated kernel: {slug}
-// spec:   {spec}
-// config: {config}
-// templates: {hash}
-// launches, in order, on one stream:
-//   {dsum}: D = rowsum(dO * O); 128 threads, grid.x = ceil(seqlen_q / 128) * batch * num_heads
-//   attnjit::flash_bwd_dkdv_wgmma_kernel<Traits>: dK, dV and the fp32 dQ accumulator (sm_90a);
-//       {threads} threads, {smem} bytes dynamic shared memory,
-//       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads
-//   {dq}: {dq_what}
-//   {reduce}: GQA/MQA split over several CTAs per key block only: sums their fp32 dK/dV
-//       partials in a fixed order; 256 threads, grid-stride
-#include <attnjit/bwd_kernel.cuh>
+  k.source =
+      backward_preamble(spec, config, k, "dK, dV and the fp32 dQ accumulator (sm_90a)") +
+      fmt::format(
+          R"(#include <attnjit/bwd_kernel.cuh>
 #include <attnjit/wgmma.cuh>
 
 namespace attnjit {{
@@ -215,22 +238,11 @@ using Traits = attnjit::BwdWgmmaTraits<{dtype},
                                        /*DETERMINISTIC=*/{det}>;
 static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
 )",
-      fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
-      fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
-      fmt::arg("dsum", k.helper_name_expressions[0]), fmt::arg("dq", k.helper_name_expressions[1]),
-      fmt::arg("threads", k.threads), fmt::arg("smem", k.dynamic_smem),
-      fmt::arg("instructions", instructions), fmt::arg("dtype", element_type(spec.dtype)),
-      fmt::arg("dqk", spec.head_dim_qk), fmt::arg("dv", spec.head_dim_v),
-      fmt::arg("block_n", config.block_n),
-      fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
-      fmt::arg("det", spec.deterministic ? "true" : "false"),
-      fmt::arg("reduce", k.helper_name_expressions[2]),
-      fmt::arg("dq_what", spec.deterministic
-                              ? fmt::format("dQ without atomics, recomputing P and dS; 128 "
-                                            "threads, {} bytes dynamic shared memory, grid.x = "
-                                            "ceil(seqlen_q / 64) * batch * num_heads",
-                                            backward_dq_smem_bytes(spec))
-                              : std::string("dQ = scale * accumulator; 256 threads, grid-stride")));
+          fmt::arg("instructions", instructions), fmt::arg("dtype", element_type(spec.dtype)),
+          fmt::arg("dqk", spec.head_dim_qk), fmt::arg("dv", spec.head_dim_v),
+          fmt::arg("block_n", config.block_n),
+          fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
+          fmt::arg("det", spec.deterministic ? "true" : "false"), fmt::arg("smem", k.dynamic_smem));
   return k;
 }
 
@@ -256,20 +268,9 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
                   spec.head_dim_qk, spec.head_dim_v);
   k.helper_name_expressions = {dsum, dq, reduce};
   if (config.wgmma) return generate_wgmma_backward(spec, config, std::move(k));
-  k.source = fmt::format(
-      R"(// attnjit generated kernel: {slug}
-// spec:   {spec}
-// config: {config}
-// templates: {hash}
-// launches, in order, on one stream:
-//   {dsum}: D = rowsum(dO * O); 128 threads, grid.x = ceil(seqlen_q / 128) * batch * num_heads
-//   attnjit::flash_bwd_dkdv_kernel<Traits>: dK, dV and the fp32 dQ accumulator;
-//       {threads} threads, {smem} bytes dynamic shared memory,
-//       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads
-//   {dq}: {dq_what}
-//   {reduce}: GQA/MQA split over several CTAs per key block only: sums their fp32 dK/dV
-//       partials in a fixed order; 256 threads, grid-stride
-#include <attnjit/bwd_kernel.cuh>
+  k.source =
+      backward_preamble(spec, config, k, "dK, dV and the fp32 dQ accumulator") +
+      fmt::format(R"(#include <attnjit/bwd_kernel.cuh>
 
 using Traits = attnjit::BwdTraits<{dtype},
                                   /*HEAD_DIM_QK=*/{dqk},
@@ -280,21 +281,11 @@ using Traits = attnjit::BwdTraits<{dtype},
                                   /*CAUSAL=*/{causal},
                                   /*DETERMINISTIC=*/{det}>;
 )",
-      fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
-      fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
-      fmt::arg("dsum", k.helper_name_expressions[0]), fmt::arg("dq", k.helper_name_expressions[1]),
-      fmt::arg("threads", k.threads), fmt::arg("smem", k.dynamic_smem),
-      fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("dqk", spec.head_dim_qk),
-      fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
-      fmt::arg("block_n", config.block_n), fmt::arg("warps", config.num_warps),
-      fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
-      fmt::arg("det", spec.deterministic ? "true" : "false"), fmt::arg("reduce", reduce),
-      fmt::arg("dq_what", spec.deterministic
-                              ? fmt::format("dQ without atomics, recomputing P and dS; 128 "
-                                            "threads, {} bytes dynamic shared memory, grid.x = "
-                                            "ceil(seqlen_q / 64) * batch * num_heads",
-                                            backward_dq_smem_bytes(spec))
-                              : std::string("dQ = scale * accumulator; 256 threads, grid-stride")));
+                  fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("dqk", spec.head_dim_qk),
+                  fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
+                  fmt::arg("block_n", config.block_n), fmt::arg("warps", config.num_warps),
+                  fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
+                  fmt::arg("det", spec.deterministic ? "true" : "false"));
   return k;
 }
 

@@ -41,7 +41,8 @@ json::Value to_json(const cache::TuningRecord& r) {
                               {"num_warps", c.num_warps},
                               {"num_stages", c.num_stages},
                               {"q_in_registers", c.q_in_registers},
-                              {"wgmma", c.wgmma}}},
+                              {"wgmma", c.wgmma},
+                              {"warp_specialized", c.warp_specialized}}},
       {"median_ms", r.median_ms},
       {"cv", r.cv},
       {"runs", r.runs},
@@ -117,9 +118,13 @@ cache::TuningRecord from_json(const Reader& in) {
   const Reader shape = in.child("shape");
   r.shape = {shape.integer("batch"), shape.integer("seqlen_q"), shape.integer("seqlen_k")};
   const Reader c = in.child("config");
-  r.config = {c.small("block_m"),          c.small("block_n"),
-              c.small("num_warps"),        c.small("num_stages"),
-              c.boolean("q_in_registers"), c.optional_boolean("wgmma", false)};
+  r.config = {c.small("block_m"),
+              c.small("block_n"),
+              c.small("num_warps"),
+              c.small("num_stages"),
+              c.boolean("q_in_registers"),
+              c.optional_boolean("wgmma", false),
+              c.optional_boolean("warp_specialized", false)};
   r.median_ms = in.number("median_ms");
   r.cv = in.number("cv");
   r.runs = in.small("runs");

@@ -10,8 +10,9 @@ namespace attnjit::apps {
 namespace {
 
 std::string short_config(const TileConfig& c) {
-  return fmt::format("{}x{} w{} s{}{}{}", c.block_m, c.block_n, c.num_warps, c.num_stages,
-                     c.q_in_registers ? " q" : "", c.wgmma ? " wgmma" : "");
+  return fmt::format("{}x{} w{} s{}{}{}{}", c.block_m, c.block_n, c.num_warps, c.num_stages,
+                     c.q_in_registers ? " q" : "", c.wgmma ? " wgmma" : "",
+                     c.warp_specialized ? " ws" : "");
 }
 
 std::string reasons(const tuner::TuneReport& t) {
@@ -38,8 +39,9 @@ std::string escape(const std::string& s) {
 
 std::string json_config(const TileConfig& c) {
   return fmt::format(R"({{"block_m":{},"block_n":{},"num_warps":{},"num_stages":{},)"
-                     R"("q_in_registers":{},"wgmma":{}}})",
-                     c.block_m, c.block_n, c.num_warps, c.num_stages, c.q_in_registers, c.wgmma);
+                     R"("q_in_registers":{},"wgmma":{},"warp_specialized":{}}})",
+                     c.block_m, c.block_n, c.num_warps, c.num_stages, c.q_in_registers, c.wgmma,
+                     c.warp_specialized);
 }
 
 } // namespace

@@ -40,7 +40,8 @@ std::optional<TileConfig> ProblemOptions::config_override(const KernelSpec& spec
                                                           const codegen::ArchLimits& limits) const {
   const bool any = block_m_.getNumOccurrences() || block_n_.getNumOccurrences() ||
                    warps_.getNumOccurrences() || stages_.getNumOccurrences() ||
-                   q_in_regs_.getNumOccurrences() || wgmma_.getNumOccurrences();
+                   q_in_regs_.getNumOccurrences() || wgmma_.getNumOccurrences() ||
+                   warp_specialized_.getNumOccurrences();
   if (!any) return std::nullopt;
   TileConfig config = codegen::default_config(spec, limits);
   config.block_m = given_or(block_m_, config.block_m);
@@ -49,6 +50,10 @@ std::optional<TileConfig> ProblemOptions::config_override(const KernelSpec& spec
   config.num_stages = given_or(stages_, config.num_stages);
   config.q_in_registers = given_or(q_in_regs_, config.q_in_registers);
   config.wgmma = given_or(wgmma_, config.wgmma);
+  // --wgmma alone names the kernel whose warpgroups all load; the warp-specialized one is
+  // --wgmma --warp-specialized. Only with neither flag does the default's choice stand.
+  config.warp_specialized =
+      given_or(warp_specialized_, wgmma_.getNumOccurrences() ? false : config.warp_specialized);
   return config;
 }
 

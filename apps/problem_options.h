@@ -89,7 +89,14 @@ private:
   opt<int> warps_{"warps", desc("Warps per CTA"), in_sub, in_tile};
   opt<int> stages_{"stages", desc("K/V shared-memory pipeline depth"), in_sub, in_tile};
   opt<bool> q_in_regs_{"q-in-regs", desc("Keep Q fragments in registers"), in_sub, in_tile};
-  opt<bool> wgmma_{"wgmma", desc("Hopper warpgroup MMA path (sm_90a only)"), in_sub, in_tile};
+  opt<bool> wgmma_{
+      "wgmma",
+      desc("Hopper warpgroup MMA path (sm_90a only); alone, the kernel whose warpgroups all load"),
+      in_sub, in_tile};
+  opt<bool> warp_specialized_{
+      "warp-specialized",
+      desc("With --wgmma: one extra warpgroup only loads, with TMA (forward only)"), in_sub,
+      in_tile};
 };
 
 } // namespace attnjit::apps

@@ -111,6 +111,14 @@ CREATE TABLE claims (
 -- existed then.
 ALTER TABLE tuning_records ADD COLUMN wgmma INTEGER NOT NULL DEFAULT 0 CHECK (wgmma IN (0, 1));
 )sql"},
+
+    {"warp_specialized config column",
+     R"sql(
+-- TileConfig::warp_specialized (a load-only warpgroup beside the wgmma ones). Rows written before
+-- it read 0, the only forward that existed then.
+ALTER TABLE tuning_records ADD COLUMN warp_specialized INTEGER NOT NULL DEFAULT 0
+  CHECK (warp_specialized IN (0, 1));
+)sql"},
 };
 
 } // namespace

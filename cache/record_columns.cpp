@@ -97,6 +97,7 @@ StoredRecord read_record(sql::Statement& st) {
   r.config.num_stages = next_int();
   r.config.q_in_registers = next_int() != 0;
   r.config.wgmma = next_int() != 0;
+  r.config.warp_specialized = next_int() != 0;
   r.median_ms = next_real();
   r.cv = next_real();
   r.runs = next_int();
@@ -139,6 +140,7 @@ void bind_record(sql::Statement& st, const TuningRecord& r, int64_t device_id) {
   next(r.config.num_stages);
   next(int(r.config.q_in_registers));
   next(int(r.config.wgmma));
+  next(int(r.config.warp_specialized));
   next(r.median_ms);
   next(r.cv);
   next(r.runs);

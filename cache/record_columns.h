@@ -12,9 +12,10 @@
   "SELECT r.id, r.sku, d.cc_major, d.cc_minor, d.sm_count, d.driver_version, r.pass, r.dtype, "    \
   "r.head_dim_qk, r.head_dim_v, r.num_heads, r.num_kv_heads, r.layout, r.mask, r.batch, "          \
   "r.seqlen_q, r.seqlen_k, r.block_m, r.block_n, r.num_warps, r.num_stages, r.q_in_registers, "    \
-  "r.wgmma, r.median_ms, r.cv, r.runs, r.tflops, r.max_error, r.candidates_tried, "                \
-  "r.candidates_pruned, r.candidates_rejected, r.noisy, r.nvrtc_version, r.template_hash, "        \
-  "r.attnjit_version, r.created_at FROM tuning_records r JOIN devices d ON d.id = r.device_id "
+  "r.wgmma, r.warp_specialized, r.median_ms, r.cv, r.runs, r.tflops, r.max_error, "                \
+  "r.candidates_tried, r.candidates_pruned, r.candidates_rejected, r.noisy, r.nvrtc_version, "     \
+  "r.template_hash, r.attnjit_version, r.created_at FROM tuning_records r JOIN devices d ON "      \
+  "d.id = r.device_id "
 
 // ?1 .. ?9, bound by bind_spec().
 #define ATTNJIT_WHERE_SPEC                                                                         \
@@ -41,7 +42,7 @@ void bind_key(sql::Statement& statement, const RecordKey& key);
 // this build cannot read (an unknown enum word).
 StoredRecord read_record(sql::Statement& statement);
 
-// Binds ?1 .. ?35 of the tuning_records INSERT (records.cpp), device_id as ?2.
+// Binds ?1 .. ?36 of the tuning_records INSERT (records.cpp), device_id as ?2.
 void bind_record(sql::Statement& statement, const TuningRecord& record, int64_t device_id);
 
 } // namespace attnjit::cache

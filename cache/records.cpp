@@ -49,11 +49,11 @@ void Database::put(const TuningRecord& input) {
         "INSERT OR REPLACE INTO tuning_records (sku, device_id, pass, dtype, head_dim_qk, "
         "head_dim_v, num_heads, num_kv_heads, layout, mask, batch, seqlen_q, seqlen_k, "
         "bucket_seqlen_q, bucket_seqlen_k, bucket_batch_heads, block_m, block_n, num_warps, "
-        "num_stages, q_in_registers, wgmma, median_ms, cv, runs, tflops, max_error, "
-        "candidates_tried, candidates_pruned, candidates_rejected, noisy, nvrtc_version, "
-        "template_hash, attnjit_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-        "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
-        "?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)"));
+        "num_stages, q_in_registers, wgmma, warp_specialized, median_ms, cv, runs, tflops, "
+        "max_error, candidates_tried, candidates_pruned, candidates_rejected, noisy, "
+        "nvrtc_version, template_hash, attnjit_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, "
+        "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
+        "?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)"));
     bind_record(*insert, record, device_id);
     insert->run();
   }

@@ -59,7 +59,8 @@ TileConfig to_config(const attnjit_tile_config& c) {
           c.num_warps,
           c.num_stages,
           checked_bool(c.q_in_registers, "config.q_in_registers"),
-          checked_bool(c.wgmma, "config.wgmma")};
+          checked_bool(c.wgmma, "config.wgmma"),
+          checked_bool(c.warp_specialized, "config.warp_specialized")};
 }
 
 int32_t to_c(cache::LookupSource source) {
@@ -80,8 +81,13 @@ int32_t to_c(cache::LookupSource source) {
 }
 
 attnjit_tile_config to_c(const TileConfig& c) {
-  return {c.block_m,      c.block_n, c.num_warps, c.num_stages, c.q_in_registers ? 1 : 0,
-          c.wgmma ? 1 : 0};
+  return {c.block_m,
+          c.block_n,
+          c.num_warps,
+          c.num_stages,
+          c.q_in_registers ? 1 : 0,
+          c.wgmma ? 1 : 0,
+          c.warp_specialized ? 1 : 0};
 }
 
 TensorView to_view(const attnjit_tensor& t) {

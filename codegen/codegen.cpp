@@ -82,14 +82,18 @@ static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagr
   return k;
 }
 
-// flash_fwd_wgmma_kernel: the same launch as flash_fwd_kernel, for sm_90a only. The wgmma
-// instructions for S (N = block_n) and O (N = head_dim_v) are written out here.
+// flash_fwd_wgmma_kernel: the same launch as flash_fwd_kernel, for sm_90a only. The
+// warp-specialized flash_fwd_ws_kernel launches one more warpgroup and takes the TMA tensor
+// maps as a second argument. The wgmma instructions for S (N = block_n) and O (N = head_dim_v)
+// are written out here.
 static GeneratedKernel generate_wgmma_forward(const KernelSpec& spec, const TileConfig& config) {
+  const bool ws = config.warp_specialized;
   GeneratedKernel k;
   k.slug = kernel_slug(spec, config);
   k.threads = config.num_warps * 32;
   k.dynamic_smem = forward_smem_bytes(spec, config);
-  k.name_expression = "attnjit::flash_fwd_wgmma_kernel<Traits>";
+  k.name_expression =
+      ws ? "attnjit::flash_fwd_ws_kernel<Traits>" : "attnjit::flash_fwd_wgmma_kernel<Traits>";
   std::string instructions = wgmma_specialization(spec.dtype, config.block_n);
   if (spec.head_dim_v != config.block_n)
     instructions += wgmma_specialization(spec.dtype, spec.head_dim_v);
@@ -99,15 +103,15 @@ static GeneratedKernel generate_wgmma_forward(const KernelSpec& spec, const Tile
 // config: {config}
 // templates: {hash}
 // launch: {threads} threads, {smem} bytes dynamic shared memory,
-//         grid.x = ceil(seqlen_q / {block_m}) * batch * num_heads; sm_90a only
+//         grid.x = ceil(seqlen_q / {block_m}) * batch * num_heads; sm_90a only{tma}
 #include <attnjit/wgmma.cuh>
 
 namespace attnjit {{
 {instructions}}} // namespace attnjit
 
-#include <attnjit/fwd_wgmma_kernel.cuh>
+#include <attnjit/{header}>
 
-using Traits = attnjit::FwdWgmmaTraits<{dtype},
+using Traits = attnjit::{traits}<{dtype},
                                        /*HEAD_DIM_QK=*/{d},
                                        /*HEAD_DIM_V=*/{dv},
                                        /*BLOCK_M=*/{block_m},
@@ -121,10 +125,13 @@ static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagr
       fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
       fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),
       fmt::arg("threads", k.threads), fmt::arg("smem", k.dynamic_smem),
-      fmt::arg("instructions", instructions), fmt::arg("dtype", element_type(spec.dtype)),
-      fmt::arg("d", spec.head_dim_qk), fmt::arg("dv", spec.head_dim_v),
-      fmt::arg("block_m", config.block_m), fmt::arg("block_n", config.block_n),
-      fmt::arg("stages", config.num_stages),
+      fmt::arg("tma", ws ? "; arguments (FwdParams, FwdTmaParams)" : ""),
+      fmt::arg("instructions", instructions),
+      fmt::arg("header", ws ? "fwd_ws_kernel.cuh" : "fwd_wgmma_kernel.cuh"),
+      fmt::arg("traits", ws ? "FwdWsTraits" : "FwdWgmmaTraits"),
+      fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("d", spec.head_dim_qk),
+      fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
+      fmt::arg("block_n", config.block_n), fmt::arg("stages", config.num_stages),
       fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
       fmt::arg("name", k.name_expression));
   return k;

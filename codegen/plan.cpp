@@ -4,6 +4,7 @@
 
 #include "codegen/argument_checks.h"
 #include "codegen/plan_kernel.h"
+#include "codegen/tensor_maps.h"
 #include "runtime/driver.h"
 
 #include <attnjit/fwd_params.h>
@@ -117,7 +118,10 @@ void ForwardPlan::run(const ForwardArgs& args, Stream stream) const {
   p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
 
   runtime::make_current(m.plan.context); // no allocation: run() is graph-capturable
-  void* kernel_args[] = {&p};
+  FwdTmaParams tma{};
+  if (m.plan.config.warp_specialized)
+    tma = codegen::forward_tensor_maps(m.problem, m.plan.config, args);
+  void* kernel_args[] = {&p, &tma}; // the kernels without tensor maps take only the first
   const unsigned grid = unsigned(int64_t(m.num_m_blocks) * sh.batch * s.num_heads);
   ATTNJIT_CU(cuLaunchKernel(m.plan.kernel->function, grid, 1, 1, m.plan.generated.threads, 1, 1,
                             m.plan.generated.dynamic_smem, reinterpret_cast<CUstream>(stream),

@@ -67,9 +67,9 @@ std::string to_string(const AttentionShape& s) {
 }
 
 std::string to_string(const TileConfig& c) {
-  return fmt::format("block_m={} block_n={} warps={} stages={} q_in_regs={}{}", c.block_m,
+  return fmt::format("block_m={} block_n={} warps={} stages={} q_in_regs={}{}{}", c.block_m,
                      c.block_n, c.num_warps, c.num_stages, c.q_in_registers ? 1 : 0,
-                     c.wgmma ? " wgmma" : "");
+                     c.wgmma ? " wgmma" : "", c.warp_specialized ? " ws" : "");
 }
 
 std::string kernel_slug(const KernelSpec& s, const TileConfig& c) {
@@ -77,10 +77,11 @@ std::string kernel_slug(const KernelSpec& s, const TileConfig& c) {
                          ? fmt::format("d{}", s.head_dim_qk)
                          : fmt::format("d{}x{}", s.head_dim_qk, s.head_dim_v);
   if (s.layout == Layout::v_in_k) dims += "_vink";
-  return fmt::format("{}_{}_{}_{}{}{}_m{}n{}w{}s{}{}{}", to_string(s.pass), attention_type(s),
+  return fmt::format("{}_{}_{}_{}{}{}_m{}n{}w{}s{}{}{}{}", to_string(s.pass), attention_type(s),
                      dims, to_string(s.dtype), s.mask == Mask::causal ? "_causal" : "",
                      s.deterministic ? "_det" : "", c.block_m, c.block_n, c.num_warps, c.num_stages,
-                     c.q_in_registers ? "q" : "", c.wgmma ? "_wgmma" : "");
+                     c.q_in_registers ? "q" : "", c.wgmma ? "_wgmma" : "",
+                     c.warp_specialized ? "_ws" : "");
 }
 
 static void require(bool ok, ErrorKind kind, const std::string& message) {

@@ -45,9 +45,11 @@ int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   }
   if (c.wgmma) {
     // 1 KiB to align the base for the swizzle atoms; Q (then O, whose rows are padded to 64
-    // columns either way), rounded to 1 KiB; num_stages slots each of K and V.
+    // columns either way), rounded to 1 KiB; num_stages slots each of K and V. Warp-specialized:
+    // then the ring's mbarriers (Q full; K and V full and empty per slot), in 128-byte units.
     const int qo = (c.block_m * std::max(qk, v) + 1023) / 1024 * 1024;
-    return 1024 + qo + c.num_stages * c.block_n * (qk + v);
+    const int barriers = c.warp_specialized ? ((1 + 4 * c.num_stages) * 8 + 127) / 128 * 128 : 0;
+    return 1024 + qo + c.num_stages * c.block_n * (qk + v) + barriers;
   }
   // Q, whose space O reuses on the way out; then num_stages of K and V.
   return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v);
@@ -86,6 +88,18 @@ static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
   // dK, dV, and S^T / dP^T for the warp's keys
   const int key_tiles = c.block_n / (16 * c.num_warps);
   return key_tiles * ((spec.head_dim_qk + spec.head_dim_v) / 8 * 4 + 2 * (c.block_m / 8) * 4);
+}
+
+// Registers each computing thread of a warp-specialized forward gets (FwdWsTraits): two CTAs
+// per SM when one computing warpgroup leaves room for another CTA's shared memory; the loading
+// warpgroup keeps 24 and the rest go to the computing ones, at most 240 each (setmaxnreg).
+static int warp_specialized_registers(const KernelSpec& spec, const TileConfig& c) {
+  const int compute_threads = 32 * (c.num_warps - 4);
+  const int ctas_per_sm =
+      compute_threads == 128 && 2 * (forward_smem_bytes(spec, c) + 1024) <= 233472 ? 2 : 1;
+  const int entry = std::min(255, 65536 / ctas_per_sm / (32 * c.num_warps) / 8 * 8);
+  const int moved = std::min(240, (65536 / ctas_per_sm - 128 * 24) / compute_threads / 8 * 8);
+  return std::max(entry, moved);
 }
 
 // BwdWgmmaTraits' static_asserts, in words.
@@ -127,9 +141,19 @@ static std::string why_not_wgmma(const KernelSpec& spec, const TileConfig& c,
                        spec.head_dim_qk, spec.head_dim_v);
   if (c.num_warps % 4 != 0)
     return fmt::format("num_warps {} is not whole warpgroups of 4", c.num_warps);
-  if (c.block_m != 16 * c.num_warps)
+  if (c.warp_specialized) {
+    if (c.num_warps < 8 || c.num_warps > 16)
+      return fmt::format("num_warps {}: warp-specialized takes one loading and one to three "
+                         "computing warpgroups (8 to 16 warps)",
+                         c.num_warps);
+    if (c.block_m != 16 * (c.num_warps - 4))
+      return fmt::format("block_m {} != 16 * (num_warps - 4) ({}): each computing warpgroup owns "
+                         "64 rows",
+                         c.block_m, 16 * (c.num_warps - 4));
+  } else if (c.block_m != 16 * c.num_warps) {
     return fmt::format("block_m {} != 16 * num_warps ({}): each warpgroup owns 64 rows", c.block_m,
                        16 * c.num_warps);
+  }
   if (c.block_n % 16 != 0 || c.block_n > 256)
     return fmt::format("block_n {} is not a multiple of 16 up to 256 (wgmma's N)", c.block_n);
   if (c.num_stages < 2)
@@ -196,6 +220,9 @@ static std::string why_not_backward(const KernelSpec& spec, const TileConfig& c)
 std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimits& limits) {
   if (c.num_warps <= 0 || c.block_m <= 0 || c.block_n <= 0 || c.num_stages <= 0)
     return fmt::format("tile sizes must be positive ({})", to_string(c));
+  if (c.warp_specialized && !c.wgmma)
+    return "warp_specialized needs wgmma (its loader feeds warpgroup MMAs)";
+  if (c.warp_specialized && spec.pass == Pass::backward) return "warp_specialized is forward only";
   if (c.num_warps * 32 > limits.max_threads_per_block)
     return fmt::format("{} warps exceed {} threads per block", c.num_warps,
                        limits.max_threads_per_block);
@@ -217,7 +244,8 @@ std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimit
     return fmt::format("{} accumulator registers per thread would spill (limit 200)", regs);
   // One CTA of num_warps warps gets at most 65536 / threads registers per thread (255 at most);
   // leave ~40 for addresses, indices and the softmax.
-  const int per_thread = std::min(255, 65536 / (c.num_warps * 32));
+  const int per_thread = c.warp_specialized ? warp_specialized_registers(spec, c)
+                                            : std::min(255, 65536 / (c.num_warps * 32));
   if (c.wgmma && regs + 40 > per_thread)
     return fmt::format("{} accumulator registers per thread leave too few of the {} that {} "
                        "warps get",
@@ -250,11 +278,17 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
           consider({block_m, block_n, warps, 2, false});
     return out;
   }
-  if (limits.arch == "sm_90a")
+  if (limits.arch == "sm_90a") {
     for (int warps : {4, 8, 12})
       for (int block_n : {64, 80, 96, 112, 128, 160, 192})
         for (int stages : {2, 3})
           consider({16 * warps, block_n, warps, stages, false, true});
+    // Warp-specialized: 1 to 3 computing warpgroups behind one loader.
+    for (int warps : {8, 12, 16})
+      for (int block_n : {64, 80, 96, 112, 128, 144, 160, 176, 192})
+        for (int stages : {2, 3})
+          consider({16 * (warps - 4), block_n, warps, stages, false, true, true});
+  }
   for (int block_m : {64, 128})
     for (int block_n : {32, 64, 128})
       for (int warps : {4, 8})
@@ -271,15 +305,20 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
   // V read from K fill sm_90's shared memory (225 KiB of 227); sm_80 falls back to block_n 32.
   const int d = std::max(spec.head_dim_qk, spec.head_dim_v);
   TileConfig c;
-  // Hopper: the wgmma forward wherever it applies (docs/PERF.md, 2026-11-26). Up to d128, one
-  // warpgroup per CTA with 96-key steps won 13 of the 15 seed forward problems when the tuner
-  // searched the whole space, the others by under 4%: two CTAs fit an SM and overlap one's
-  // softmax with the other's MMAs. Wider heads fit one such CTA only, and do better with two
-  // warpgroups (MLA 192/128: 513 vs 392 TFLOP/s; d256: 540 vs 430).
+  // Hopper: the warp-specialized wgmma forward wherever it applies (docs/PERF.md, 2026-11-26):
+  // a TMA loader warpgroup and two computing warpgroups (one at d64, where two such CTAs share
+  // an SM) beat the all-loading wgmma kernel by 14-34% (d128: 628 vs 512 TFLOP/s; MLA 192/128:
+  // 684 vs 512; d256: 690 vs 547; d64: 379 vs 331). Failing that, the all-loading kernel: up to
+  // d128 one warpgroup per CTA with 96-key steps, beyond that two.
+  const TileConfig hopper_ws = d <= 64    ? TileConfig{64, 128, 8, 2, false, true, true}
+                               : d <= 192 ? TileConfig{128, 128, 12, 2, false, true, true}
+                                          : TileConfig{128, 80, 12, 2, false, true, true};
   const TileConfig hopper = d <= 128   ? TileConfig{64, 96, 4, 2, false, true}
                             : d <= 192 ? TileConfig{128, 128, 8, 2, false, true}
                                        : TileConfig{128, 64, 8, 2, false, true};
-  if (spec.pass == Pass::forward && why_not(spec, hopper, limits).empty()) return hopper;
+  if (spec.pass == Pass::forward)
+    for (const TileConfig& k : {hopper_ws, hopper})
+      if (why_not(spec, k, limits).empty()) return k;
   // The wgmma backward: two warpgroups (128 keys) where dQ splits into their 64-column slices
   // (d128: 346 vs 245 TFLOP/s non-causal, 315 vs 216 causal), else one (d64: 213 vs 202).
   if (spec.pass == Pass::backward)

@@ -59,6 +59,7 @@ namespace {
   X(cuEventRecord)                                                                                 \
   X(cuEventSynchronize)                                                                            \
   X(cuEventElapsedTime)                                                                            \
+  X(cuTensorMapEncodeTiled)                                                                        \
   X(cuGetErrorName)                                                                                \
   X(cuGetErrorString)
 

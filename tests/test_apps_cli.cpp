@@ -93,40 +93,64 @@ TEST_SUITE("apps.cli") {
     INFO(r.output);
     CHECK(r.exit_code == 0);
     CHECK(r.output == expected.source);
-    CHECK(contains(r.output, "#include <attnjit/fwd_wgmma_kernel.cuh>")); // sm_90a's default
+    CHECK(contains(r.output, "#include <attnjit/fwd_ws_kernel.cuh>")); // sm_90a's default
     CHECK(contains(r.output, expected.name_expression));
   }
 
   TEST_CASE("gen applies tile flags on top of the default config") {
-    const CliResult r = run_cli("gen --head-dim=64 --block-m=128 --block-n=64 --warps=8 --wgmma=false --causal");
+    const CliResult r =
+        run_cli("gen --head-dim=64 --block-m=128 --block-n=64 --warps=8 --wgmma=false --causal");
     INFO(r.output);
     CHECK(r.exit_code == 0);
     CHECK(contains(r.output, "#include <attnjit/fwd_kernel.cuh>"));
     CHECK(contains(r.output, "/*NUM_WARPS=*/8"));
     CHECK(contains(r.output, "/*HEAD_DIM_QK=*/64"));
     CHECK(contains(r.output, "/*CAUSAL=*/true"));
-    const CliResult hopper = run_cli("gen --block-m=128 --warps=8 --block-n=128");
+    const CliResult hopper = run_cli("gen --block-m=128 --warps=8 --block-n=128 --wgmma");
     INFO(hopper.output);
     CHECK(hopper.exit_code == 0);
     CHECK(contains(hopper.output, "/*BLOCK_M=*/128"));
     CHECK(contains(hopper.output, "m64n128k16"));
+    CHECK(contains(hopper.output, "#include <attnjit/fwd_wgmma_kernel.cuh>")); // --wgmma alone
     // A flag that breaks the default's rules is refused with the rule, not silently changed.
     const CliResult broken = run_cli("gen --warps=8");
     CHECK(broken.exit_code != 0);
-    CHECK(contains(broken.output, "each warpgroup owns 64 rows"));
+    CHECK(contains(broken.output, "warpgroup owns 64 rows"));
   }
 
-  TEST_CASE("gen, compile and run list every tile flag, --wgmma included") {
+  TEST_CASE("gen, compile and run list every tile flag, --wgmma and --warp-specialized included") {
     for (const char* sub : {"gen", "compile", "run"}) {
       const CliResult r = run_cli(std::string(sub) + " --help");
       INFO(sub, " --help\n", r.output);
       CHECK(r.exit_code == 0);
-      for (const char* flag :
-           {"--block-m", "--block-n", "--warps", "--stages", "--q-in-regs", "--wgmma"})
+      for (const char* flag : {"--block-m", "--block-n", "--warps", "--stages", "--q-in-regs",
+                               "--wgmma", "--warp-specialized"})
         CHECK(contains(r.output, flag));
     }
-    // A tile flag picks a config, which tune refuses: --wgmma is one of them.
+    // A tile flag picks a config, which tune refuses: --wgmma and --warp-specialized among them.
     check_fails_naming("tune --dry-run --wgmma", "tile flags");
+    check_fails_naming("tune --dry-run --warp-specialized", "tile flags");
+    check_fails_naming("tune --dry-run --warp-specialized=false", "tile flags");
+  }
+
+  TEST_CASE("--warp-specialized reaches the config") {
+    // sm_90a's default is warp-specialized: the flag alone changes nothing; =false (with the
+    // all-loading kernel's warps for the default's 128 rows) switches it off.
+    const CliResult plain = run_cli("gen");
+    CHECK(contains(plain.output, "_wgmma_ws"));
+    CHECK(run_cli("gen --warp-specialized").output == plain.output);
+    const CliResult off = run_cli("gen --warp-specialized=false --warps=8");
+    INFO(off.output);
+    CHECK(off.exit_code == 0);
+    CHECK(contains(off.output, "_m128n128w8s2_wgmma\n"));
+    CHECK(run_cli("gen --wgmma --warps=8").output == off.output); // --wgmma alone: the same
+    // On, it shows in the kernel's slug (`_wgmma_ws`) when the config is generated, or in the
+    // config's text (`wgmma ws`) when the tile rules refuse it: either way the flag got there.
+    const CliResult on = run_cli("gen --warp-specialized --warps=12 --block-m=128 --block-n=128");
+    INFO(on.output);
+    CHECK((contains(on.output, "_m128n128w12s") || contains(on.output, "block_m=128 block_n=128 "
+                                                                       "warps=12 stages=")));
+    CHECK((contains(on.output, "_wgmma_ws") || contains(on.output, " wgmma ws")));
   }
 
   TEST_CASE("invalid problems fail with a message naming the field") {
@@ -139,8 +163,8 @@ TEST_SUITE("apps.cli") {
   }
 
   TEST_CASE("malformed flags are rejected by the parser") {
-    for (const char* args :
-         {"gen --dtype=fp32", "gen --batch=many", "gen --no-such-flag", "gen --wgmma=maybe"}) {
+    for (const char* args : {"gen --dtype=fp32", "gen --batch=many", "gen --no-such-flag",
+                             "gen --wgmma=maybe", "gen --warp-specialized=maybe"}) {
       const CliResult r = run_cli(args);
       INFO("attnjit ", args, "\n", r.output);
       CHECK(r.exit_code != 0);

@@ -37,10 +37,12 @@ cache::TuningRecord current(int n, const std::string& sku = kH100) {
   return r;
 }
 
-// current(n), with the wgmma path for odd n: both values of the flag go through each round trip.
+// current(n), with the wgmma path for odd n and warp specialization for n = 3: both values of each
+// flag go through each round trip.
 cache::TuningRecord mixed(int n) {
   cache::TuningRecord r = current(n);
   r.config.wgmma = n % 2 == 1;
+  r.config.warp_specialized = n % 4 == 3;
   return r;
 }
 
@@ -108,6 +110,8 @@ TEST_SUITE("cache.cli") {
     CHECK(contains(exported, "\"format\": \"attnjit-cache-records\""));
     CHECK(contains(exported, "\"wgmma\": true"));
     CHECK(contains(exported, "\"wgmma\": false"));
+    CHECK(contains(exported, "\"warp_specialized\": true"));
+    CHECK(contains(exported, "\"warp_specialized\": false"));
     r = cache_cli(fmt::format("import {} --db {}", dir.file("a.json"), dir.file("b.db")));
     INFO(r.output);
     CHECK(r.exit_code == 0);
@@ -118,9 +122,32 @@ TEST_SUITE("cache.cli") {
     for (int i = 0; i < 5; ++i)
       CHECK(b.find(key_of(current(i))) == mixed(i));
 
-    // An export written before TileConfig::wgmma existed has no such key: it reads as false.
+    // An export written before TileConfig::warp_specialized existed has no such key: it reads as
+    // false, and wgmma as it was.
+    const std::string before_ws =
+        std::regex_replace(exported, std::regex(R"(,\s*"warp_specialized":\s*(true|false))"), "");
+    REQUIRE_FALSE(contains(before_ws, "warp_specialized"));
+    REQUIRE(contains(before_ws, "\"wgmma\": true"));
+    write_bytes(dir.file("before_ws.json"), before_ws);
+    r = cache_cli(fmt::format("import {} --db {}", dir.file("before_ws.json"), dir.file("d.db")));
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.output, "5 added, 0 identical, 0 conflicts"));
+    {
+      cache::Database d(dir.file("d.db"), cache::OpenMode::read_only);
+      for (int i = 0; i < 5; ++i) {
+        const std::optional<cache::TuningRecord> found = d.find(key_of(current(i)));
+        REQUIRE(found);
+        CHECK_FALSE(found->config.warp_specialized);
+        cache::TuningRecord expected = mixed(i);
+        expected.config.warp_specialized = false;
+        CHECK(*found == expected);
+      }
+    }
+
+    // An export written before TileConfig::wgmma existed has neither key: both read as false.
     const std::string old_format =
-        std::regex_replace(exported, std::regex(R"(,\s*"wgmma":\s*(true|false))"), "");
+        std::regex_replace(before_ws, std::regex(R"(,\s*"wgmma":\s*(true|false))"), "");
     REQUIRE_FALSE(contains(old_format, "wgmma"));
     write_bytes(dir.file("old.json"), old_format);
     r = cache_cli(fmt::format("import {} --db {}", dir.file("old.json"), dir.file("c.db")));
@@ -133,6 +160,7 @@ TEST_SUITE("cache.cli") {
         const std::optional<cache::TuningRecord> found = c.find(key_of(current(i)));
         REQUIRE(found);
         CHECK_FALSE(found->config.wgmma);
+        CHECK_FALSE(found->config.warp_specialized);
         CHECK(*found == current(i));
       }
     }
@@ -142,6 +170,12 @@ TEST_SUITE("cache.cli") {
     r = cache_cli(fmt::format("import {} --db {}", dir.file("wrong.json"), dir.file("c.db")));
     CHECK(r.exit_code != 0);
     CHECK(contains(r.output, "records[1].config.wgmma: expected true or false"));
+    write_bytes(dir.file("wrong_ws.json"),
+                std::regex_replace(exported, std::regex(R"("warp_specialized":\s*true)"),
+                                   R"("warp_specialized": 1)"));
+    r = cache_cli(fmt::format("import {} --db {}", dir.file("wrong_ws.json"), dir.file("c.db")));
+    CHECK(r.exit_code != 0);
+    CHECK(contains(r.output, "records[3].config.warp_specialized: expected true or false"));
 
     write_bytes(dir.file("bad.json"), R"({"format": "attnjit-cache-records", "version": 1,
       "records": [{"device": {"sku": "x"}}]})");

@@ -50,8 +50,8 @@ TEST_SUITE("cache.maintenance") {
   TEST_CASE("merge A B -o OUT: union of both, conflicts resolved and listed") {
     TempDir dir;
     cache::TuningRecord shared_a = sample_record(1), shared_b = sample_record(1);
-    shared_b.config = {64, 64, 4, 2, true, true}; // every config field travels
-    shared_b.runs = 300;                          // B measured it better
+    shared_b.config = {64, 64, 4, 2, true, true, true}; // every config field travels
+    shared_b.runs = 300;                                // B measured it better
     cache::TuningRecord kept_a = sample_record(2), lost_b = sample_record(2);
     lost_b.config = {128, 128, 8, 2, false};
     lost_b.noisy = true;

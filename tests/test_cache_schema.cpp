@@ -42,12 +42,15 @@ bool has(cache::sql::Connection& conn, const Added& added) {
   return *added.column ? has_column(conn, added.table, added.column) : has_table(conn, added.table);
 }
 
-// The schema version that added tuning_records.wgmma (TileConfig::wgmma).
+// The schema versions that added tuning_records.wgmma (TileConfig::wgmma) and
+// tuning_records.warp_specialized (TileConfig::warp_specialized).
 constexpr int kWgmmaVersion = 4;
+constexpr int kWarpSpecializedVersion = 5;
 
-// Writes `r` as attnjit did before kWgmmaVersion (the tuning_records columns of version 1), into a
-// file at an older schema, which Database's statements (they name wgmma) cannot use.
-void put_before_wgmma(cache::sql::Connection& conn, const cache::TuningRecord& r) {
+// Writes `r` as attnjit did before kWgmmaVersion (the tuning_records columns of version 1), or
+// with `wgmma_column` as it did from kWgmmaVersion until kWarpSpecializedVersion, into a file at an
+// older schema, which Database's statements (they name every current column) cannot use.
+void put_old(cache::sql::Connection& conn, const cache::TuningRecord& r, bool wgmma_column) {
   const cache::DeviceFingerprint& d = r.device;
   {
     cache::sql::Statement st(conn, "INSERT INTO devices (sku, cc_major, cc_minor, sm_count, "
@@ -62,14 +65,17 @@ void put_before_wgmma(cache::sql::Connection& conn, const cache::TuningRecord& r
   REQUIRE(id.step());
   const cache::ShapeBucket bucket = cache::bucket_of(r.spec, r.shape);
   cache::sql::Statement st(
-      conn, "INSERT INTO tuning_records (sku, device_id, pass, dtype, head_dim_qk, head_dim_v, "
-            "num_heads, num_kv_heads, layout, mask, batch, seqlen_q, seqlen_k, bucket_seqlen_q, "
-            "bucket_seqlen_k, bucket_batch_heads, block_m, block_n, num_warps, num_stages, "
-            "q_in_registers, median_ms, cv, runs, tflops, max_error, candidates_tried, "
-            "candidates_pruned, candidates_rejected, noisy, nvrtc_version, template_hash, "
-            "attnjit_version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-            "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, "
-            "?29, ?30, ?31, ?32, ?33, ?34)");
+      conn, fmt::format("INSERT INTO tuning_records (sku, device_id, pass, dtype, head_dim_qk, "
+                        "head_dim_v, num_heads, num_kv_heads, layout, mask, batch, seqlen_q, "
+                        "seqlen_k, bucket_seqlen_q, bucket_seqlen_k, bucket_batch_heads, block_m, "
+                        "block_n, num_warps, num_stages, q_in_registers, median_ms, cv, runs, "
+                        "tflops, max_error, candidates_tried, candidates_pruned, "
+                        "candidates_rejected, noisy, nvrtc_version, template_hash, "
+                        "attnjit_version, created_at{}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                        "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
+                        "?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34{})",
+                        wgmma_column ? ", wgmma" : "", wgmma_column ? ", ?35" : "")
+                .c_str());
   int i = 1;
   const auto next = [&](auto value) { st.bind(i++, value); };
   next(d.sku), next(id.column_int(0));
@@ -84,8 +90,13 @@ void put_before_wgmma(cache::sql::Connection& conn, const cache::TuningRecord& r
   next(r.candidates_tried), next(r.candidates_pruned), next(r.candidates_rejected);
   next(int(r.noisy)), next(r.nvrtc_version), next(r.template_hash), next(r.attnjit_version);
   next(r.created_at);
-  REQUIRE(i == 35);
+  if (wgmma_column) next(int(r.config.wgmma));
+  REQUIRE(i == (wgmma_column ? 36 : 35));
   st.run();
+}
+
+void put_before_wgmma(cache::sql::Connection& conn, const cache::TuningRecord& r) {
+  put_old(conn, r, false);
 }
 
 // A SQLite file of some other program.
@@ -135,8 +146,11 @@ TEST_SUITE("cache.schema") {
     const std::string path = dir.file("steps.db");
     cache::TuningRecord record = sample_record(3);
     record.config.q_in_registers = true;
-    const Added added[] = {
-        {"tuning_records"}, {"binaries"}, {"claims"}, {"tuning_records", "wgmma"}};
+    const Added added[] = {{"tuning_records"},
+                           {"binaries"},
+                           {"claims"},
+                           {"tuning_records", "wgmma"},
+                           {"tuning_records", "warp_specialized"}};
     REQUIRE(std::size(added) == cache::migrations().size());
     for (int version = 1; version <= cache::schema_version(); ++version) {
       INFO("migrated to version ", version);
@@ -205,6 +219,52 @@ TEST_SUITE("cache.schema") {
       CHECK(db.find(key_of(r)) == r);
   }
 
+  TEST_CASE(
+      "a file from before the warp_specialized column: its records read false once migrated") {
+    REQUIRE(std::string(cache::migrations()[kWarpSpecializedVersion - 1].sql)
+                .find("warp_specialized") != std::string::npos);
+    TempDir dir;
+    const std::string path = dir.file("before-warp-specialized.db");
+    std::vector<cache::TuningRecord> old;
+    for (int n = 0; n < 4; ++n) {
+      old.push_back(sample_record(n));
+      old.back().config.q_in_registers = n == 1;
+      if (n % 2 == 0) old.back().config = {64 * (n + 2) / 2, 64, 4 * (n + 2) / 2, 2, false, true};
+    }
+    {
+      auto conn =
+          cache::open_database(path, cache::OpenMode::read_write, kWarpSpecializedVersion - 1);
+      REQUIRE(has_column(*conn, "tuning_records", "wgmma"));
+      REQUIRE_FALSE(has_column(*conn, "tuning_records", "warp_specialized"));
+      for (const cache::TuningRecord& r : old)
+        put_old(*conn, r, true);
+    }
+    {
+      cache::Database db(path, cache::OpenMode::read_write); // migrates
+      CHECK(db.connection().query_int("PRAGMA user_version") == cache::schema_version());
+      CHECK(db.count_records() == 4);
+      for (const cache::TuningRecord& r : old) {
+        const std::optional<cache::TuningRecord> found = db.find(key_of(r));
+        REQUIRE(found);
+        CHECK_FALSE(found->config.warp_specialized);
+        CHECK(found->config.wgmma == r.config.wgmma); // the older column is kept as it was
+        CHECK(*found == r);
+      }
+      // The migrated file takes the new field like a new one.
+      cache::TuningRecord ws = sample_record(7);
+      ws.config = {128, 128, 12, 2, false, true, true};
+      db.put(ws);
+      CHECK(db.find(key_of(ws)) == ws);
+      // The column holds 0 or 1 only.
+      CHECK_THROWS_AS(db.connection().exec("UPDATE tuning_records SET warp_specialized = 2"),
+                      Error);
+    }
+    cache::Database db(path, cache::OpenMode::read_only);
+    CHECK(db.records().size() == 5);
+    for (const cache::TuningRecord& r : old)
+      CHECK(db.find(key_of(r)) == r);
+  }
+
   TEST_CASE("every TileConfig field survives put, find, the bucket, records() and record(id)") {
     TempDir dir;
     cache::Database db(dir.file("config.db"), cache::OpenMode::read_write);
@@ -212,7 +272,8 @@ TEST_SUITE("cache.schema") {
     for (int n = 0; n < 4; ++n) {
       cache::TuningRecord r = sample_record(n);
       r.shape = {1, 4096 - 128 * n, 4096 - 128 * n}; // one bucket, 4096 nearest
-      r.config = {64 * (1 + n % 2), 32 << n % 3, 4 << n % 2, 2 + n % 2, n % 2 == 0, n / 2 == 1};
+      r.config = {64 * (1 + n % 2), 32 << n % 3, 4 << n % 2, 2 + n % 2,
+                  n % 2 == 0,       n / 2 == 1,  n == 3};
       records.push_back(r);
       db.put(r);
     }
@@ -225,10 +286,15 @@ TEST_SUITE("cache.schema") {
       CHECK(std::count(records.begin(), records.end(), stored.record) == 1);
       CHECK(db.record(stored.id)->record == stored.record);
     }
-    // Replacing a record replaces its config too, wgmma included.
+    // Replacing a record replaces its config too, wgmma and warp_specialized included.
     records[1].config.wgmma = !records[1].config.wgmma;
     db.put(records[1]);
     CHECK(db.find(key_of(records[1]))->config.wgmma == records[1].config.wgmma);
+    records[3].config.warp_specialized = !records[3].config.warp_specialized;
+    db.put(records[3]);
+    CHECK(db.find(key_of(records[3]))->config.warp_specialized ==
+          records[3].config.warp_specialized);
+    CHECK_FALSE(records[3].config.warp_specialized);
   }
 
   TEST_CASE("a migration that fails leaves the file at its old version") {

@@ -40,7 +40,8 @@ attnjit_problem problem_of(AttentionShape shape) {
 bool same(const attnjit_tile_config& c, const TileConfig& config) {
   return c.block_m == config.block_m && c.block_n == config.block_n &&
          c.num_warps == config.num_warps && c.num_stages == config.num_stages &&
-         (c.q_in_registers != 0) == config.q_in_registers && (c.wgmma != 0) == config.wgmma;
+         (c.q_in_registers != 0) == config.q_in_registers && (c.wgmma != 0) == config.wgmma &&
+         (c.warp_specialized != 0) == config.warp_specialized;
 }
 
 // Puts the process's cache location back when a test ends.
@@ -111,6 +112,29 @@ TEST_SUITE("capi.cache") {
     CHECK(found.config.wgmma == 1);
     CHECK(found.config.q_in_registers == 0);
     CHECK(same(found.config, wgmma));
+    attnjit_cache_close(cache);
+  }
+
+  TEST_CASE("the warp_specialized flag comes back through the C struct as 1") {
+    // Two computing warpgroups of 64 query rows and one that only loads.
+    const TileConfig ws{128, 128, 12, 2, false, true, true};
+    // Lookups skip a config the tile rules refuse, so this one must be valid: 16 * (12 - 4) rows.
+    const std::string why = codegen::why_not(KernelSpec{}, ws, codegen::arch_limits("sm_90a"));
+    REQUIRE_MESSAGE(why.empty(), why);
+    TempDir dir;
+    fill(dir.file("user.db"), {current_record({1, 4096, 4096}, ws)});
+    attnjit_cache* cache = nullptr;
+    REQUIRE_MESSAGE(attnjit_cache_open(dir.file("user.db").c_str(), nullptr,
+                                       ATTNJIT_CACHE_USER_READ_ONLY, &cache) == ATTNJIT_OK,
+                    attnjit_last_error());
+    attnjit_lookup found{};
+    const attnjit_problem p = problem_of({1, 4096, 4096});
+    REQUIRE(attnjit_cache_lookup(cache, kH100, "sm_90a", &p, &found) == ATTNJIT_OK);
+    INFO(found.warnings);
+    CHECK(found.source == ATTNJIT_CONFIG_EXACT);
+    CHECK(found.config.warp_specialized == 1);
+    CHECK(found.config.wgmma == 1);
+    CHECK(same(found.config, ws));
     attnjit_cache_close(cache);
   }
 

@@ -8,13 +8,17 @@
 
 #include <doctest/doctest.h>
 
+#include <cstddef>
 #include <string>
 #include <thread>
 
 // python/attnjit/_capi.py mirrors these structs with ctypes and checks the same sizes
 // (EXPECTED_SIZES): a field added on one side only fails one of the two tests.
 static_assert(sizeof(attnjit_problem) == 72);
-static_assert(sizeof(attnjit_tile_config) == 24);
+static_assert(sizeof(attnjit_tile_config) == 28);
+// Fields are only appended: version 3 added warp_specialized after version 2's wgmma.
+static_assert(offsetof(attnjit_tile_config, wgmma) == 20);
+static_assert(offsetof(attnjit_tile_config, warp_specialized) == 24);
 static_assert(sizeof(attnjit_tensor) == 32);
 static_assert(sizeof(attnjit_plan_info) == 64);
 static_assert(sizeof(attnjit_forward_args) == 136);
@@ -52,6 +56,7 @@ TEST_SUITE("capi.errors") {
   TEST_CASE("versions come from project(VERSION)") {
     CHECK(std::string(attnjit_version()) == ATTNJIT_VERSION);
     CHECK(attnjit_c_api_version() == ATTNJIT_C_API_VERSION);
+    CHECK(ATTNJIT_C_API_VERSION == 3); // python/attnjit/_library.py's C_API_VERSION says the same
     CHECK(std::string(ATTNJIT_VERSION) == std::to_string(ATTNJIT_VERSION_MAJOR) + "." +
                                               std::to_string(ATTNJIT_VERSION_MINOR) + "." +
                                               std::to_string(ATTNJIT_VERSION_PATCH));
@@ -186,6 +191,13 @@ TEST_SUITE("capi.errors") {
     b.pass = ATTNJIT_PASS_BACKWARD;
     check_error(attnjit_backward_plan_create(&b, &config, 0, &backward),
                 ATTNJIT_ERROR_INVALID_ARGUMENT, {"config.wgmma is 7"});
+    CHECK(backward == nullptr);
+    config = {128, 128, 12, 2, 0, 1, 3};
+    check_error(attnjit_forward_plan_create(&p, &config, 0, &plan), ATTNJIT_ERROR_INVALID_ARGUMENT,
+                {"config.warp_specialized is 3"});
+    CHECK(plan == nullptr);
+    check_error(attnjit_backward_plan_create(&b, &config, 0, &backward),
+                ATTNJIT_ERROR_INVALID_ARGUMENT, {"config.warp_specialized is 3"});
     CHECK(backward == nullptr);
   }
 

@@ -84,6 +84,14 @@ TEST_SUITE("codegen.forward") {
     KernelSpec packed = spec_of(64, DType::bf16, Mask::none);
     packed.layout = Layout::packed_qkv;
     CHECK(kernel_slug(packed, {64, 32, 4, 2, false}) == "fwd_mhsa_d64_bf16_m64n32w4s2");
+    // The Hopper flags end the slug and the config's text, the warp-specialized one last.
+    const KernelSpec mha = spec_of(128, DType::bf16, Mask::none);
+    CHECK(kernel_slug(mha, {128, 128, 12, 2, false, true, true}) ==
+          "fwd_mha_d128_bf16_m128n128w12s2_wgmma_ws");
+    CHECK(to_string(TileConfig{128, 128, 12, 2, false, true, true}) ==
+          "block_m=128 block_n=128 warps=12 stages=2 q_in_regs=0 wgmma ws");
+    CHECK(to_string(TileConfig{128, 128, 8, 2, false, true}) ==
+          "block_m=128 block_n=128 warps=8 stages=2 q_in_regs=0 wgmma");
     CHECK(codegen::generate_forward(packed, {64, 32, 4, 2, false}).source !=
           codegen::generate_forward(spec_of(64, DType::fp16, Mask::none), {64, 32, 4, 2, false})
               .source);

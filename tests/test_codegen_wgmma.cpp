@@ -1,5 +1,6 @@
-// The Hopper (wgmma) forward on the CPU side: where its tile rules say no and why, the default
-// table, the generated source (the wgmma instructions codegen writes) and an NVRTC compile.
+// The Hopper (wgmma) forwards on the CPU side, all-loading and warp-specialized: where their tile
+// rules say no and why, the default table, the generated source (the wgmma instructions codegen
+// writes) and an NVRTC compile.
 #include "codegen/codegen.h"
 #include "codegen/tile_rules.h"
 #include "codegen/wgmma_source.h"
@@ -10,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <tuple>
 
 using namespace attnjit;
 
@@ -61,15 +63,48 @@ TEST_SUITE("codegen.wgmma") {
                    "shared memory"));
   }
 
+  TEST_CASE("warp-specialized: tile rules say why not") {
+    const auto h100 = codegen::arch_limits("sm_90a");
+    const KernelSpec d128 = forward_spec(128, 128);
+    const TileConfig ok{128, 128, 12, 2, false, true, true};
+    CHECK(codegen::why_not(d128, ok, h100).empty());
+    CHECK(codegen::why_not(d128, {64, 128, 8, 2, false, true, true}, h100).empty());
+    CHECK(mentions(codegen::why_not(d128, {128, 128, 12, 2, false, false, true}, h100),
+                   "needs wgmma"));
+    CHECK(mentions(codegen::why_not(d128, ok, codegen::arch_limits("sm_80")), "sm_90a"));
+    KernelSpec backward = d128;
+    backward.pass = Pass::backward;
+    CHECK(mentions(codegen::why_not(backward, {64, 128, 8, 2, false, true, true}, h100),
+                   "forward only"));
+    CHECK(mentions(codegen::why_not(d128, {64, 64, 4, 2, false, true, true}, h100), "8 to 16"));
+    CHECK(mentions(codegen::why_not(d128, {256, 64, 20, 2, false, true, true}, h100), "8 to 16"));
+    CHECK(mentions(codegen::why_not(d128, {192, 128, 12, 2, false, true, true}, h100),
+                   "num_warps - 4"));
+    // Three computing warpgroups get 160 registers each (setmaxnreg), too few for d128 x 128.
+    CHECK(
+        mentions(codegen::why_not(d128, {192, 128, 16, 2, false, true, true}, h100), "registers"));
+    CHECK(
+        codegen::why_not(forward_spec(64, 64), {192, 96, 16, 2, false, true, true}, h100).empty());
+    // The mbarriers add 128 bytes to the all-loading kernel's shared memory.
+    CHECK(codegen::forward_smem_bytes(d128, ok) ==
+          codegen::forward_smem_bytes(d128, {128, 128, 8, 2, false, true}) + 128);
+    int warp_specialized = 0;
+    for (const TileConfig& c : codegen::candidates(d128, h100))
+      warp_specialized += c.warp_specialized;
+    CHECK(warp_specialized >= 10);
+    for (const TileConfig& c : codegen::candidates(d128, codegen::arch_limits("sm_90")))
+      CHECK_FALSE(c.warp_specialized);
+  }
+
   TEST_CASE("the default on sm_90a is wgmma where it applies, mma.sync elsewhere") {
     const auto h100 = codegen::arch_limits("sm_90a");
     const struct {
       int dqk, dv;
       TileConfig config;
-    } table[] = {{64, 64, {64, 96, 4, 2, false, true}},
-                 {128, 128, {64, 96, 4, 2, false, true}},
-                 {192, 128, {128, 128, 8, 2, false, true}},
-                 {256, 256, {128, 64, 8, 2, false, true}}};
+    } table[] = {{64, 64, {64, 128, 8, 2, false, true, true}},
+                 {128, 128, {128, 128, 12, 2, false, true, true}},
+                 {192, 128, {128, 128, 12, 2, false, true, true}},
+                 {256, 256, {128, 80, 12, 2, false, true, true}}};
     for (const auto& [dqk, dv, config] : table)
       for (Mask mask : {Mask::none, Mask::causal}) {
         const KernelSpec spec = forward_spec(dqk, dv, mask);
@@ -146,6 +181,34 @@ TEST_SUITE("codegen.wgmma") {
       CHECK(program.resources[0].spill_store_bytes == 0);
       CHECK(program.resources[0].spill_load_bytes == 0);
       CHECK_FALSE(mentions(program.log, "serialized")); // ptxas would say if wgmma waited each time
+    }
+  }
+
+  TEST_CASE("warp-specialized: its source, and NVRTC compiles it without spills") {
+    for (auto [dqk, dv, block_m, block_n, warps] : {std::tuple{128, 128, 128, 128, 12},
+                                                    {192, 128, 128, 128, 12},
+                                                    {256, 256, 128, 80, 12},
+                                                    {64, 64, 64, 128, 8},
+                                                    {64, 64, 192, 96, 16}}) {
+      const KernelSpec spec = forward_spec(dqk, dv, Mask::causal);
+      const TileConfig config{block_m, block_n, warps, 2, false, true, true};
+      INFO(to_string(spec), " ", to_string(config));
+      const codegen::GeneratedKernel k = codegen::generate_forward(spec, config);
+      CHECK(k.threads == 32 * warps);
+      CHECK(k.name_expression == "attnjit::flash_fwd_ws_kernel<Traits>");
+      CHECK(mentions(k.source, "#include <attnjit/fwd_ws_kernel.cuh>"));
+      CHECK(mentions(k.source, "attnjit::FwdWsTraits<"));
+      CHECK(mentions(k.source, "(FwdParams, FwdTmaParams)"));
+      CHECK(mentions(k.slug, "_wgmma_ws"));
+      const runtime::CompiledProgram program =
+          runtime::compile({k.source, k.slug, k.name_expressions(), "sm_90a", {}});
+      REQUIRE(program.resources.size() == 1);
+      INFO(program.log);
+      CHECK(program.resources[0].spill_store_bytes == 0);
+      CHECK(program.resources[0].spill_load_bytes == 0);
+      // ptxas says when it must add wgmma fences (C7519) or serialize the MMAs (C7510).
+      CHECK_FALSE(mentions(program.log, "serialized"));
+      CHECK_FALSE(mentions(program.log, "injected"));
     }
   }
 }

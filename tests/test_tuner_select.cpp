@@ -66,6 +66,25 @@ TEST_SUITE("tuner.select") {
     CHECK(pick(std::vector<Timed>{timed(k64, 1.01), timed(w.config, 1.00)}, 0.015) == 0);
   }
 
+  TEST_CASE("warp_specialized comes after wgmma: a tie goes to the config without it") {
+    const TileConfig wg{128, 128, 8, 2, false, true}, ws{128, 128, 8, 2, false, true, true};
+    CHECK(config_less(wg, ws));
+    CHECK_FALSE(config_less(ws, wg));
+    CHECK_FALSE(config_less(ws, ws));
+    // It decides only between configs equal in everything else, wgmma included.
+    CHECK(config_less({128, 128, 8, 2, false, false, true}, wg));
+    CHECK(config_less({64, 128, 8, 2, false, true, true}, wg));
+    CHECK(config_less(ws, {128, 128, 8, 3, false, true, false}));
+    Timed a = timed(wg, 1), b = timed(ws, 1); // same threads and smem
+    CHECK(preferred(a, b));
+    CHECK_FALSE(preferred(b, a));
+    // In a tie the pick is the same whichever of the two measured faster.
+    CHECK(pick(std::vector<Timed>{timed(ws, 1.00), timed(wg, 1.01)}, 0.015) == 1);
+    CHECK(pick(std::vector<Timed>{timed(wg, 1.01), timed(ws, 1.00)}, 0.015) == 0);
+    // Outside the band the faster one wins, warp-specialized or not.
+    CHECK(pick(std::vector<Timed>{timed(ws, 1.00), timed(wg, 1.05)}, 0.015) == 0);
+  }
+
   TEST_CASE("pick: the fastest wins outside the band, the tie-break inside it") {
     // k128w8 is fastest; k64 is 1% slower: a tie, and k64 has fewer threads and less smem.
     std::vector<Timed> t{timed(k128w8, 1.00), timed(k64, 1.01), timed(k128, 1.02)};
@@ -85,9 +104,9 @@ TEST_SUITE("tuner.select") {
     // k128 (the incumbent) is 2% behind k128w8 and k64 is 1% behind: all three tie at 3%.
     std::vector<Timed> t{timed(k128w8, 1.00), timed(k64, 1.01), timed(k128, 1.02)};
     CHECK(t[pick(t, 0.03, 2)].config == k128);
-    CHECK(t[pick(t, 0.03)].config == k64); // without an incumbent, the tie-break rule
+    CHECK(t[pick(t, 0.03)].config == k64);     // without an incumbent, the tie-break rule
     CHECK(t[pick(t, 0.015, 2)].config == k64); // the incumbent is outside a 1.5% band
-    t[2].median_ms = 0;                          // an untimed incumbent is never picked
+    t[2].median_ms = 0;                        // an untimed incumbent is never picked
     CHECK(t[pick(t, 0.03, 2)].config == k64);
   }
 

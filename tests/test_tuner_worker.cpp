@@ -70,6 +70,8 @@ TEST_SUITE("tuner.worker") {
     wire::put(w, c);
     const CompiledCandidate wg = candidate(4, "wgmma", {128, 64, 8, 2, false, true});
     wire::put(w, wg);
+    const CompiledCandidate ws = candidate(5, "ws", {128, 64, 12, 2, false, true, true});
+    wire::put(w, ws);
     Outcome o{3, Status::wrong, "why", 0.5, {}};
     o.time.median_ms = 1.25, o.time.noisy = true, o.time.attempts = 3;
     wire::put(w, o);
@@ -88,6 +90,13 @@ TEST_SUITE("tuner.worker") {
     CHECK(wg2.config.wgmma);
     CHECK_FALSE(wg2.config.q_in_registers);
     CHECK_FALSE(c2.config.wgmma);
+    CHECK_FALSE(wg2.config.warp_specialized);
+    CHECK_FALSE(c2.config.warp_specialized);
+    const CompiledCandidate ws2 = wire::get_candidate(r);
+    CHECK(ws2.config == ws.config);
+    CHECK(ws2.config.warp_specialized);
+    CHECK(ws2.config.wgmma);
+    CHECK(ws2.cubin == ws.cubin);
     const Outcome o2 = wire::get_outcome(r);
     CHECK(o2.status == Status::wrong);
     CHECK(o2.time.median_ms == 1.25);
@@ -153,6 +162,7 @@ TEST_SUITE("tuner.worker") {
     CHECK(status == 0);
     CHECK(out.find(R"("state":"skipped")") != std::string::npos);
     CHECK(out.find(R"("wgmma":)") != std::string::npos); // in the record's config
+    CHECK(out.find(R"("warp_specialized":)") != std::string::npos);
     CHECK(out.front() == '{');
     // The backward the same way: two NVRTC compiles of backward candidates, then a record.
     const std::string bwd = "tune --simulate --pass=bwd --budget=2 --heads=4 --head-dim=64 ";

@@ -9,8 +9,9 @@
 namespace attnjit::tuner {
 
 bool config_less(const TileConfig& a, const TileConfig& b) {
-  return std::tie(a.block_m, a.block_n, a.num_warps, a.num_stages, a.q_in_registers, a.wgmma) <
-         std::tie(b.block_m, b.block_n, b.num_warps, b.num_stages, b.q_in_registers, b.wgmma);
+  return std::tie(a.block_m, a.block_n, a.num_warps, a.num_stages, a.q_in_registers, a.wgmma,
+                  a.warp_specialized) < std::tie(b.block_m, b.block_n, b.num_warps, b.num_stages,
+                                                 b.q_in_registers, b.wgmma, b.warp_specialized);
 }
 
 bool preferred(const Timed& a, const Timed& b) {

@@ -13,7 +13,8 @@
 
 namespace attnjit::tuner {
 
-// Lexicographic over (block_m, block_n, num_warps, num_stages, q_in_registers, wgmma).
+// Lexicographic over (block_m, block_n, num_warps, num_stages, q_in_registers, wgmma,
+// warp_specialized).
 bool config_less(const TileConfig& a, const TileConfig& b);
 
 struct Timed {
@@ -31,10 +32,10 @@ struct SelectionRules {
   // Within 3% of the fastest is a tie. Two tuning runs on an H100 measured the same kernel 1.4%
   // apart (clock drift between runs), which put a 1.5% band's pick on either side of the line.
   double tie_band = 0.03;
-  int finalists = 4;       // the fastest few are re-measured in alternation before the pick
-  int max_finalists = 8;   // with the ones that might tie, at most this many
-  int rounds = 5;          // alternation rounds
-  int round_runs = 20;     // timed runs per candidate per round
+  int finalists = 4;     // the fastest few are re-measured in alternation before the pick
+  int max_finalists = 8; // with the ones that might tie, at most this many
+  int rounds = 5;        // alternation rounds
+  int round_runs = 20;   // timed runs per candidate per round
 };
 
 // Candidates worth re-measuring: the `rules.finalists` fastest and every one within twice the

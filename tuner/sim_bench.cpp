@@ -12,7 +12,7 @@ namespace attnjit::tuner {
 double simulated_ms(const AttentionProblem& problem, const TileConfig& c) {
   // Any fixed, config-dependent spread will do; this one puts a few configs within 1.5%.
   const int mix = c.block_m * 7 + c.block_n * 3 + c.num_warps * 5 + c.num_stages * 11 +
-                  (c.q_in_registers ? 13 : 0) + (c.wgmma ? 19 : 0);
+                  (c.q_in_registers ? 13 : 0) + (c.wgmma ? 19 : 0) + (c.warp_specialized ? 23 : 0);
   const double efficiency = 0.6 + 0.3 * double(mix % 17) / 16;
   return flop_count(problem) / (300e12 * efficiency) * 1e3;
 }

@@ -100,8 +100,8 @@ AttentionProblem get_problem(Reader& r) {
 }
 
 void put(Writer& w, const TileConfig& c) {
-  for (int64_t v :
-       {c.block_m, c.block_n, c.num_warps, c.num_stages, int(c.q_in_registers), int(c.wgmma)})
+  for (int64_t v : {c.block_m, c.block_n, c.num_warps, c.num_stages, int(c.q_in_registers),
+                    int(c.wgmma), int(c.warp_specialized)})
     w.i64(v);
 }
 TileConfig get_config(Reader& r) {
@@ -109,6 +109,7 @@ TileConfig get_config(Reader& r) {
   c.block_m = int(r.i64()), c.block_n = int(r.i64()), c.num_warps = int(r.i64());
   c.num_stages = int(r.i64()), c.q_in_registers = r.i64() != 0;
   c.wgmma = r.i64() != 0;
+  c.warp_specialized = r.i64() != 0;
   return c;
 }
 

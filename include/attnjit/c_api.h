@@ -29,7 +29,7 @@ extern "C" {
 
 /* Raised when a struct below or a function's signature changes; attnjit_c_api_version() returns
  * the library's, so a binding can refuse a library it was not written for. */
-#define ATTNJIT_C_API_VERSION 2
+#define ATTNJIT_C_API_VERSION 3
 
 #if defined(__GNUC__)
 #define ATTNJIT_C_EXPORT __attribute__((visibility("default")))
@@ -113,6 +113,8 @@ typedef struct attnjit_tile_config {
   int32_t num_stages; /* K/V shared-memory pipeline depth */
   int32_t q_in_registers;
   int32_t wgmma; /* 0 or 1: Hopper warpgroup MMA path (sm_90a only); added in C API version 2 */
+  /* 0 or 1: with wgmma, one extra warpgroup only loads (forward only); added in C API version 3 */
+  int32_t warp_specialized;
 } attnjit_tile_config;
 
 /* One [batch, seq, head, dim] tensor in device memory. Strides in elements, non-negative

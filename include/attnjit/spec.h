@@ -68,6 +68,10 @@ struct TileConfig {
   // Hopper's warpgroup MMA (wgmma, sm_90a only): each group of 4 warps owns 64 query rows, so
   // block_m = 16 * num_warps, and reads Q, K and V straight from shared memory.
   bool wgmma = false;
+  // With wgmma: one extra warpgroup only loads (TMA into a shared-memory ring, mbarrier
+  // hand-off) while the other warpgroups compute, each owning 64 query rows, so
+  // block_m = 16 * (num_warps - 4). Forward only.
+  bool warp_specialized = false;
 
   bool operator==(const TileConfig&) const = default;
 };

@@ -27,7 +27,8 @@ class Problem(Structure):
 
 class TileConfig(Structure):
     _fields_ = [("block_m", c_int32), ("block_n", c_int32), ("num_warps", c_int32),
-                ("num_stages", c_int32), ("q_in_registers", c_int32), ("wgmma", c_int32)]
+                ("num_stages", c_int32), ("q_in_registers", c_int32), ("wgmma", c_int32),
+                ("warp_specialized", c_int32)]
 
 
 class Tensor(Structure):
@@ -58,7 +59,7 @@ class Lookup(Structure):
 
 
 # Sizes on x86-64 Linux, as the C compiler lays the structs out (tests compare both sides).
-EXPECTED_SIZES = {Problem: 72, TileConfig: 24, Tensor: 32, PlanInfo: 64, ForwardArgs: 136,
+EXPECTED_SIZES = {Problem: 72, TileConfig: 28, Tensor: 32, PlanInfo: 64, ForwardArgs: 136,
                   BackwardArgs: 280, Lookup: 48}
 
 library, library_path = _library.load()

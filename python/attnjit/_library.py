@@ -13,7 +13,7 @@ import os
 
 LIBRARY_NAME = "libattnjit_c.so"
 # The C API version this package is written against (ATTNJIT_C_API_VERSION in c_api.h).
-C_API_VERSION = 2
+C_API_VERSION = 3
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 

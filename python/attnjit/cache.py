@@ -54,6 +54,7 @@ class Cache:
         config = {name: getattr(result.config, name) for name, _ in _capi.TileConfig._fields_}
         config["q_in_registers"] = bool(config["q_in_registers"])
         config["wgmma"] = bool(config["wgmma"])
+        config["warp_specialized"] = bool(config["warp_specialized"])
         return {"config": config, "source": _capi.CONFIG_SOURCES[result.source],
                 "database": result.database.decode(), "warnings": result.warnings.decode()}
 

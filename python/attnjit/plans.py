@@ -43,7 +43,8 @@ class ProblemSpec:
 
 @dataclass(frozen=True)
 class PlanInfo:
-    config: dict          # block_m, block_n, num_warps, num_stages, q_in_registers, wgmma
+    config: dict          # block_m, block_n, num_warps, num_stages, q_in_registers, wgmma,
+                          # warp_specialized
     config_source: str    # exact, bucket, default, caller, tuned, waited
     binary_from_cache: bool
     registers_per_thread: int
@@ -57,6 +58,7 @@ def _info(c):
     config = {name: getattr(c.config, name) for name, _ in _capi.TileConfig._fields_}
     config["q_in_registers"] = bool(config["q_in_registers"])
     config["wgmma"] = bool(config["wgmma"])
+    config["warp_specialized"] = bool(config["warp_specialized"])
     return PlanInfo(config, _capi.CONFIG_SOURCES.get(c.config_source, str(c.config_source)),
                     bool(c.binary_from_cache), c.registers_per_thread, c.shared_memory_bytes,
                     c.local_memory_bytes, c.workspace_bytes,
@@ -68,7 +70,8 @@ def _config(config):
         return None
     c = _capi.TileConfig(config["block_m"], config["block_n"], config["num_warps"],
                          config["num_stages"], int(config.get("q_in_registers", False)),
-                         int(config.get("wgmma", False)))
+                         int(config.get("wgmma", False)),
+                         int(config.get("warp_specialized", False)))
     return ctypes.byref(c)
 
 

@@ -29,7 +29,13 @@ __device__ __forceinline__ void store_o_tile(const FwdParams& p, u32 sO, int b, 
   }
 }
 
-template <class K>
+// The whole CTA computes; the warp-specialized kernel passes a barrier over its computing
+// warpgroups instead.
+struct CtaBarrier {
+  static __device__ __forceinline__ void sync() { __syncthreads(); }
+};
+
+template <class K, class Barrier = CtaBarrier>
 __device__ __forceinline__ void write_output(const FwdParams& p,
                                              float (&o)[K::kMTiles][K::kDTiles][4],
                                              const OnlineSoftmax<K::kMTiles>& softmax, u32 sO,
@@ -56,7 +62,7 @@ __device__ __forceinline__ void write_output(const FwdParams& p,
         p.lse[(static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q + q_row] =
             softmax.lse(mt, hf, p.softmax_scale_log2);
     }
-  __syncthreads();
+  Barrier::sync();
   store_o_tile<OTile, K::kBlockM, K::kThreads>(p, sO, b, h, m0, tid);
 }
 

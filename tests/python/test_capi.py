@@ -21,7 +21,7 @@ os.environ.setdefault("ATTNJIT_CACHE_DB", "off")  # never the user's database
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 
 import attnjit  # noqa: E402
-from attnjit import _capi  # noqa: E402
+from attnjit import _capi, _library  # noqa: E402
 
 
 def raises(kind, fn, *pieces):
@@ -47,6 +47,13 @@ def test_version_comes_from_the_library():
 def test_struct_sizes_match_the_header():
     for struct, size in _capi.EXPECTED_SIZES.items():
         assert ctypes.sizeof(struct) == size, (struct.__name__, ctypes.sizeof(struct), size)
+
+
+def test_c_api_version_3_appends_warp_specialized_to_the_tile_config():
+    assert _capi.lib.c_api_version() == _library.C_API_VERSION == 3
+    names = [name for name, _ in _capi.TileConfig._fields_]
+    assert names[-2:] == ["wgmma", "warp_specialized"], names
+    assert (_capi.TileConfig.wgmma.offset, _capi.TileConfig.warp_specialized.offset) == (20, 24)
 
 
 def test_the_library_exports_only_the_c_api():
@@ -111,6 +118,11 @@ def test_without_a_driver_plans_say_no_device():
                                                      "num_warps": 4, "num_stages": 2,
                                                      "wgmma": 2}),
            "config.wgmma is 2")
+    raises(attnjit.InvalidArgumentError,
+           lambda: attnjit.ForwardPlan(spec, config={"block_m": 128, "block_n": 128,
+                                                     "num_warps": 12, "num_stages": 2,
+                                                     "wgmma": True, "warp_specialized": 2}),
+           "config.warp_specialized is 2")
 
 
 def test_cache_lookup_and_location():
@@ -122,6 +134,7 @@ def test_cache_lookup_and_location():
             assert found["source"] == "default" and found["database"] == "", found
             assert found["config"]["block_m"] > 0
             assert isinstance(found["config"]["wgmma"], bool), found
+            assert isinstance(found["config"]["warp_specialized"], bool), found
         assert os.path.exists(user)  # opened read-write: created
         raises(attnjit.CacheError, lambda: attnjit.Cache(os.path.join(folder, "none.db"),
                                                          read_only=True), "none.db")

@@ -1,0 +1,18 @@
+// The TMA tensor maps the warp-specialized forward reads Q, K and V through. They hold the
+// tensors' addresses, so run() encodes them on every call (host work only, about a microsecond
+// each; no allocation).
+#pragma once
+
+#include <attnjit/plan.h>
+#include <attnjit/spec.h>
+
+#include <attnjit/tma_params.h>
+
+namespace attnjit::codegen {
+
+// Throws Error(invalid_argument) naming the tensor and its strides when the driver refuses a
+// map (check_view has already vouched for alignment and strides).
+FwdTmaParams forward_tensor_maps(const AttentionProblem& problem, const TileConfig& config,
+                                 const ForwardArgs& args);
+
+} // namespace attnjit::codegen

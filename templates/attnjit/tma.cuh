@@ -1,0 +1,82 @@
+// Hopper's asynchronous copy machinery (sm_90a): TMA tile loads that land in shared memory and
+// count their bytes on an mbarrier, the mbarrier operations a producer/consumer ring needs,
+// register reallocation between warpgroups, and named barriers for a subset of the CTA.
+#pragma once
+
+#include <attnjit/tma_params.h>
+#include <attnjit/types.cuh>
+
+namespace attnjit {
+
+__device__ __forceinline__ void mbarrier_init(u32 bar, u32 arrivals) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
+}
+
+// Makes initialized barriers visible to the async proxy (TMA) and the other threads; a CTA
+// barrier must follow.
+__device__ __forceinline__ void fence_mbarrier_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
+// One arrival that also announces `bytes` more to come from TMA in the current phase.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive(u32 bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+
+// Waits until the phase with this parity has completed. A fresh barrier is in phase 0, so
+// waiting for parity 1 returns at once: that is how a producer's first pass over an empty ring
+// slot goes through.
+__device__ __forceinline__ void mbarrier_wait(u32 bar, u32 parity) {
+  u32 done;
+  do {
+    asm volatile("{\n\t.reg .pred p;\n\t"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+                 "selp.u32 %0, 1, 0, p;\n\t}"
+                 : "=r"(done)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+  } while (!done);
+}
+
+__device__ __forceinline__ void prefetch_tensor_map(const TmaTensor& t) {
+  asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(&t.map[0])) : "memory");
+}
+
+// Copies one (64 elements, box rows) box starting at `row` of (head, batch) into shared memory at
+// dst, 128-byte swizzled exactly as SwizzledTile lays out one 64-column group. Rows past the
+// tensor's end arrive as zeros. Completion adds the box's bytes to `bar`'s transaction count.
+__device__ __forceinline__ void tma_load_box(u32 dst, const TmaTensor& t, u32 bar, int col, int row,
+                                             int head, int batch) {
+  auto at = [&](int d) {
+    return d == t.seq_dim ? row : d == t.head_dim ? head : d == t.batch_dim ? batch : 0;
+  };
+  asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes"
+               " [%0], [%1, {%2, %3, %4, %5}], [%6];" ::"r"(dst),
+               "l"(reinterpret_cast<u64>(&t.map[0])), "r"(col), "r"(at(1)), "r"(at(2)), "r"(at(3)),
+               "r"(bar)
+               : "memory");
+}
+
+// Hands registers between warpgroups: every warp of a warpgroup executes the same one. The
+// loading warpgroup gives up what the computing ones take.
+template <int REGS> __device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(REGS));
+}
+template <int REGS> __device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS));
+}
+
+// A barrier over THREADS threads (whole warps) under hardware barrier ID (0 is __syncthreads),
+// for the warpgroups that compute while the loading one has gone.
+template <int ID, int THREADS> struct NamedBarrier {
+  static __device__ __forceinline__ void sync() {
+    asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(THREADS) : "memory");
+  }
+};
+
+} // namespace attnjit

@@ -3,11 +3,9 @@
 #include <attnjit/plan.h>
 
 #include "codegen/argument_checks.h"
+#include "codegen/forward_launch.h"
 #include "codegen/plan_kernel.h"
-#include "codegen/tensor_maps.h"
 #include "runtime/driver.h"
-
-#include <attnjit/fwd_params.h>
 
 #include <fmt/format.h>
 
@@ -21,7 +19,6 @@ struct ForwardPlan::Impl {
   AttentionProblem problem;
   int device = 0;
   codegen::PlanKernel plan;
-  int num_m_blocks = 0;
 };
 
 ForwardPlan::ForwardPlan(const AttentionProblem& problem, std::optional<TileConfig> config,
@@ -41,8 +38,9 @@ ForwardPlan::ForwardPlan(const AttentionProblem& problem, std::optional<TileConf
   m.problem = problem;
   m.device = options.device;
   m.plan = codegen::prepare_plan_kernel(problem, config, options);
-  m.num_m_blocks = codegen::grid_blocks(problem.shape.seqlen_q, m.plan.config.block_m,
-                                        problem.shape.batch * problem.spec.num_heads, problem);
+  // Throws when the grid would not fit a launch.
+  codegen::grid_blocks(problem.shape.seqlen_q, m.plan.config.block_m,
+                       problem.shape.batch * problem.spec.num_heads, problem);
 }
 
 ForwardPlan::~ForwardPlan() = default;
@@ -96,36 +94,12 @@ void ForwardPlan::run(const ForwardArgs& args, Stream stream) const {
     codegen::check_disjoint(*in, lse);
   }
 
-  FwdParams p{};
-  p.q = args.q.data, p.k = args.k.data, p.v = args.v.data;
-  p.o = const_cast<void*>(args.o.data);
-  p.lse = args.lse;
-  p.q_batch_stride = args.q.batch_stride, p.q_seq_stride = args.q.seq_stride,
-  p.q_head_stride = args.q.head_stride;
-  p.k_batch_stride = args.k.batch_stride, p.k_seq_stride = args.k.seq_stride,
-  p.k_head_stride = args.k.head_stride;
-  p.v_batch_stride = args.v.batch_stride, p.v_seq_stride = args.v.seq_stride,
-  p.v_head_stride = args.v.head_stride;
-  p.o_batch_stride = args.o.batch_stride, p.o_seq_stride = args.o.seq_stride,
-  p.o_head_stride = args.o.head_stride;
-  p.batch = int(sh.batch);
-  p.num_heads = s.num_heads;
-  p.heads_per_kv = s.num_heads / s.num_kv_heads;
-  p.seqlen_q = int(sh.seqlen_q);
-  p.seqlen_k = int(sh.seqlen_k);
-  p.num_m_blocks = m.num_m_blocks;
-  p.softmax_scale = effective_softmax_scale(m.problem);
-  p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
-
   runtime::make_current(m.plan.context); // no allocation: run() is graph-capturable
-  FwdTmaParams tma{};
-  if (m.plan.config.warp_specialized)
-    tma = codegen::forward_tensor_maps(m.problem, m.plan.config, args);
-  void* kernel_args[] = {&p, &tma}; // the kernels without tensor maps take only the first
-  const unsigned grid = unsigned(int64_t(m.num_m_blocks) * sh.batch * s.num_heads);
-  ATTNJIT_CU(cuLaunchKernel(m.plan.kernel->function, grid, 1, 1, m.plan.generated.threads, 1, 1,
-                            m.plan.generated.dynamic_smem, reinterpret_cast<CUstream>(stream),
-                            kernel_args, nullptr));
+  const codegen::ForwardLaunch launch{m.plan.kernel->function, m.plan.config,
+                                      m.plan.generated.threads, m.plan.generated.dynamic_smem};
+  runtime::check(
+      codegen::enqueue_forward(launch, m.problem, args, reinterpret_cast<CUstream>(stream)),
+      "cuLaunchKernel(forward)");
 }
 
 } // namespace attnjit

@@ -1,0 +1,51 @@
+#include "codegen/forward_launch.h"
+
+#include "codegen/tensor_maps.h"
+#include "runtime/driver.h"
+
+#include <attnjit/fwd_params.h>
+
+namespace attnjit::codegen {
+
+static FwdParams forward_params(const AttentionProblem& problem, int num_m_blocks,
+                                const ForwardArgs& args) {
+  const KernelSpec& s = problem.spec;
+  const AttentionShape& sh = problem.shape;
+  FwdParams p{};
+  p.q = args.q.data, p.k = args.k.data, p.v = args.v.data;
+  p.o = const_cast<void*>(args.o.data);
+  p.lse = args.lse;
+  p.q_batch_stride = args.q.batch_stride, p.q_seq_stride = args.q.seq_stride;
+  p.q_head_stride = args.q.head_stride;
+  p.k_batch_stride = args.k.batch_stride, p.k_seq_stride = args.k.seq_stride;
+  p.k_head_stride = args.k.head_stride;
+  p.v_batch_stride = args.v.batch_stride, p.v_seq_stride = args.v.seq_stride;
+  p.v_head_stride = args.v.head_stride;
+  p.o_batch_stride = args.o.batch_stride, p.o_seq_stride = args.o.seq_stride;
+  p.o_head_stride = args.o.head_stride;
+  p.batch = int(sh.batch);
+  p.num_heads = s.num_heads;
+  p.heads_per_kv = s.num_heads / s.num_kv_heads;
+  p.seqlen_q = int(sh.seqlen_q);
+  p.seqlen_k = int(sh.seqlen_k);
+  p.num_m_blocks = num_m_blocks;
+  p.softmax_scale = effective_softmax_scale(problem);
+  p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
+  return p;
+}
+
+CUresult enqueue_forward(const ForwardLaunch& launch, const AttentionProblem& problem,
+                         const ForwardArgs& args, CUstream stream) {
+  const AttentionShape& sh = problem.shape;
+  const int64_t m_blocks = (sh.seqlen_q + launch.config.block_m - 1) / launch.config.block_m;
+  FwdParams p = forward_params(problem, int(m_blocks), args);
+  FwdTmaParams tma{};
+  if (launch.config.warp_specialized) tma = forward_tensor_maps(problem, launch.config, args);
+  void* kernel_args[] = {&p, &tma}; // the kernels without tensor maps read only the first
+  const unsigned grid = unsigned(m_blocks * sh.batch * problem.spec.num_heads);
+  return runtime::driver().cuLaunchKernel(launch.function, grid, 1, 1, unsigned(launch.threads), 1,
+                                          1, unsigned(launch.dynamic_smem), stream, kernel_args,
+                                          nullptr);
+}
+
+} // namespace attnjit::codegen

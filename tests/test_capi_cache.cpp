@@ -96,46 +96,33 @@ TEST_SUITE("capi.cache") {
     attnjit_cache_close(cache);
   }
 
-  TEST_CASE("the wgmma flag comes back through the C struct as 1") {
-    TempDir dir;
-    const TileConfig wgmma{64, 64, 4, 2, false, true}; // one warpgroup, 64 query rows
-    fill(dir.file("user.db"), {current_record({1, 4096, 4096}, wgmma)});
-    attnjit_cache* cache = nullptr;
-    REQUIRE_MESSAGE(attnjit_cache_open(dir.file("user.db").c_str(), nullptr,
-                                       ATTNJIT_CACHE_USER_READ_ONLY, &cache) == ATTNJIT_OK,
-                    attnjit_last_error());
-    attnjit_lookup found{};
-    const attnjit_problem p = problem_of({1, 4096, 4096});
-    REQUIRE(attnjit_cache_lookup(cache, kH100, "sm_90a", &p, &found) == ATTNJIT_OK);
-    INFO(found.warnings);
-    CHECK(found.source == ATTNJIT_CONFIG_EXACT);
-    CHECK(found.config.wgmma == 1);
-    CHECK(found.config.q_in_registers == 0);
-    CHECK(same(found.config, wgmma));
-    attnjit_cache_close(cache);
-  }
-
-  TEST_CASE("the warp_specialized flag comes back through the C struct as 1") {
-    // Two computing warpgroups of 64 query rows and one that only loads.
+  TEST_CASE("the wgmma and warp_specialized flags come back through the C struct as 1") {
+    // One warpgroup of 64 query rows; then two computing warpgroups and one that only loads.
+    const TileConfig wgmma{64, 64, 4, 2, false, true};
     const TileConfig ws{128, 128, 12, 2, false, true, true};
-    // Lookups skip a config the tile rules refuse, so this one must be valid: 16 * (12 - 4) rows.
-    const std::string why = codegen::why_not(KernelSpec{}, ws, codegen::arch_limits("sm_90a"));
-    REQUIRE_MESSAGE(why.empty(), why);
-    TempDir dir;
-    fill(dir.file("user.db"), {current_record({1, 4096, 4096}, ws)});
-    attnjit_cache* cache = nullptr;
-    REQUIRE_MESSAGE(attnjit_cache_open(dir.file("user.db").c_str(), nullptr,
-                                       ATTNJIT_CACHE_USER_READ_ONLY, &cache) == ATTNJIT_OK,
-                    attnjit_last_error());
-    attnjit_lookup found{};
-    const attnjit_problem p = problem_of({1, 4096, 4096});
-    REQUIRE(attnjit_cache_lookup(cache, kH100, "sm_90a", &p, &found) == ATTNJIT_OK);
-    INFO(found.warnings);
-    CHECK(found.source == ATTNJIT_CONFIG_EXACT);
-    CHECK(found.config.warp_specialized == 1);
-    CHECK(found.config.wgmma == 1);
-    CHECK(same(found.config, ws));
-    attnjit_cache_close(cache);
+    for (const TileConfig& config : {wgmma, ws}) {
+      INFO(to_string(config));
+      // Lookups skip a config the tile rules refuse, so each must be valid.
+      const std::string why =
+          codegen::why_not(KernelSpec{}, config, codegen::arch_limits("sm_90a"));
+      REQUIRE_MESSAGE(why.empty(), why);
+      TempDir dir;
+      fill(dir.file("user.db"), {current_record({1, 4096, 4096}, config)});
+      attnjit_cache* cache = nullptr;
+      REQUIRE_MESSAGE(attnjit_cache_open(dir.file("user.db").c_str(), nullptr,
+                                         ATTNJIT_CACHE_USER_READ_ONLY, &cache) == ATTNJIT_OK,
+                      attnjit_last_error());
+      attnjit_lookup found{};
+      const attnjit_problem p = problem_of({1, 4096, 4096});
+      REQUIRE(attnjit_cache_lookup(cache, kH100, "sm_90a", &p, &found) == ATTNJIT_OK);
+      INFO(found.warnings);
+      CHECK(found.source == ATTNJIT_CONFIG_EXACT);
+      CHECK(found.config.wgmma == 1);
+      CHECK(found.config.warp_specialized == (config.warp_specialized ? 1 : 0));
+      CHECK(found.config.q_in_registers == 0);
+      CHECK(same(found.config, config));
+      attnjit_cache_close(cache);
+    }
   }
 
   TEST_CASE("a base database serves under a user database that lacks the key") {

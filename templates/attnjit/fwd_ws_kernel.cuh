@@ -15,6 +15,20 @@
 
 namespace attnjit {
 
+// Waits until the computing warps have freed ring slot `slot` (its empty barrier's phase of
+// this pass over the ring), then fills it with one (BLOCK_N, COLS) tile starting at key `row`;
+// the copies' bytes complete the slot's full barrier.
+template <class Tile, int COLS>
+__device__ __forceinline__ void load_slot(u32 ring, const TmaTensor& t, u32 full, u32 empty,
+                                          int slot, u32 free_parity, int row, int kv_h, int b) {
+  mbarrier_wait(empty + 8 * slot, free_parity);
+  mbarrier_arrive_expect_tx(full + 8 * slot, Tile::kBytes);
+#pragma unroll
+  for (int g = 0; g < COLS / 64; ++g)
+    tma_load_box(ring + slot * Tile::kBytes + g * Tile::kGroupBytes, t, full + 8 * slot, g * 64,
+                 row, kv_h, b);
+}
+
 // The loader: Q once, then K_n and V_n for every key block, each into slot n % STAGES once the
 // computing warps have freed it (the first pass over the ring waits for nothing).
 template <class K>
@@ -30,18 +44,10 @@ __device__ __forceinline__ void load_tiles(const FwdTmaParams& tma, u32 sQ, u32 
   for (int n = 0; n < n_blocks; ++n) {
     const int slot = n % S;
     const u32 free_parity = ((n / S) & 1) ^ 1;
-    mbarrier_wait(k_empty + 8 * slot, free_parity);
-    mbarrier_arrive_expect_tx(k_full + 8 * slot, K::KTile::kBytes);
-#pragma unroll
-    for (int g = 0; g < K::kDqk / 64; ++g)
-      tma_load_box(sK + slot * K::KTile::kBytes + g * K::KTile::kGroupBytes, tma.k,
-                   k_full + 8 * slot, g * 64, n * K::kBlockN, kv_h, b);
-    mbarrier_wait(v_empty + 8 * slot, free_parity);
-    mbarrier_arrive_expect_tx(v_full + 8 * slot, K::VTile::kBytes);
-#pragma unroll
-    for (int g = 0; g < K::kDv / 64; ++g)
-      tma_load_box(sV + slot * K::VTile::kBytes + g * K::VTile::kGroupBytes, tma.v,
-                   v_full + 8 * slot, g * 64, n * K::kBlockN, kv_h, b);
+    load_slot<typename K::KTile, K::kDqk>(sK, tma.k, k_full, k_empty, slot, free_parity,
+                                          n * K::kBlockN, kv_h, b);
+    load_slot<typename K::VTile, K::kDv>(sV, tma.v, v_full, v_empty, slot, free_parity,
+                                         n * K::kBlockN, kv_h, b);
   }
 }
 

@@ -50,9 +50,10 @@ int main(int argc, char** argv) {
   CHECK_ATTNJIT(attnjit_cache_open(database, NULL, 0, &cache));
   attnjit_lookup found;
   CHECK_ATTNJIT(attnjit_cache_lookup(cache, "NVIDIA H100 80GB HBM3", "sm_90a", &problem, &found));
-  printf("H100 config: block_m=%d block_n=%d warps=%d stages=%d (%s)\n", found.config.block_m,
-         found.config.block_n, found.config.num_warps, found.config.num_stages,
-         source_name(found.source));
+  printf(
+      "H100 config: block_m=%d block_n=%d warps=%d stages=%d wgmma=%d warp_specialized=%d (%s)\n",
+      found.config.block_m, found.config.block_n, found.config.num_warps, found.config.num_stages,
+      found.config.wgmma, found.config.warp_specialized, source_name(found.source));
   attnjit_cache_close(cache);
 
   CHECK_ATTNJIT(attnjit_set_cache_location(database, NULL, NULL));

@@ -100,13 +100,15 @@ TEST_SUITE("tuner.select") {
     CHECK_THROWS_AS(pick(std::vector<Timed>{timed(k64, 0)}, 0.015), Error);
   }
 
-  TEST_CASE("pick: the default keeps a tie it is part of, and loses outside the band") {
+  TEST_CASE("pick: the default keeps a tie within twice the band, and loses outside it") {
     // k128 (the incumbent) is 2% behind k128w8 and k64 is 1% behind: all three tie at 3%.
     std::vector<Timed> t{timed(k128w8, 1.00), timed(k64, 1.01), timed(k128, 1.02)};
     CHECK(t[pick(t, 0.03, 2)].config == k128);
-    CHECK(t[pick(t, 0.03)].config == k64);     // without an incumbent, the tie-break rule
-    CHECK(t[pick(t, 0.015, 2)].config == k64); // the incumbent is outside a 1.5% band
-    t[2].median_ms = 0;                        // an untimed incumbent is never picked
+    CHECK(t[pick(t, 0.03)].config == k64);         // without an incumbent, the tie-break rule
+    CHECK(t[pick(t, 0.015, 2)].config == k128);    // 2% is within twice a 1.5% band
+    CHECK(t[pick(t, 0.0075, 2)].config == k128w8); // not within twice 0.75%; k64 not within 0.75%
+    CHECK(t[pick(t, 0.009, 2)].config == k128w8);  // 2% > 1.8%: the default loses
+    t[2].median_ms = 0;                            // an untimed incumbent is never picked
     CHECK(t[pick(t, 0.03, 2)].config == k64);
   }
 

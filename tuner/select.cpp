@@ -61,7 +61,7 @@ size_t pick(std::span<const Timed> timed, double tie_band, std::optional<size_t>
   if (order.empty()) throw Error(ErrorKind::internal, "no candidate was timed: nothing to pick");
   const double limit = timed[order.front()].median_ms * (1 + tie_band);
   if (incumbent && *incumbent < timed.size() && timed[*incumbent].median_ms > 0 &&
-      timed[*incumbent].median_ms <= limit)
+      timed[*incumbent].median_ms <= timed[order.front()].median_ms * (1 + 2 * tie_band))
     return *incumbent;
   size_t winner = order.front();
   for (size_t i : order)

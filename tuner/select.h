@@ -45,11 +45,13 @@ struct SelectionRules {
 std::vector<size_t> finalists(std::span<const Timed> timed, const SelectionRules& rules,
                               std::optional<size_t> always = std::nullopt);
 
-// Index of the winner: the fastest median; candidates within `tie_band` of it tie. A tie that
-// includes `incumbent` (the default config) goes to it: a tuned record must beat the default by
-// more than the band, so it is never slower than the default, and noise around a default that is
-// already near the best cannot flip the pick between runs. Other ties go to the one preferred()
-// puts first. Throws Error(internal) when nothing was timed.
+// Index of the winner: the fastest median; candidates within `tie_band` of it tie, and so does
+// `incumbent` (the default config) within twice the band, and then it wins: a tuned record must
+// beat the default by more than that, so it is never slower than the default. Twice, because
+// the default's time and the fastest's each drift between runs: with several configs within a
+// few percent of each other (the warp-specialized forward's block_n variants), a single band
+// let the default in on one run and out on the next (H100, 2026-11-26). Other ties go to the
+// one preferred() puts first. Throws Error(internal) when nothing was timed.
 size_t pick(std::span<const Timed> timed, double tie_band,
             std::optional<size_t> incumbent = std::nullopt);
 

@@ -63,4 +63,30 @@ __device__ __forceinline__ void load_row_stats_async(const BwdParams& p, u32 dst
   }
 }
 
+// S^T of one 16-key tile (keys first_key.., MT8 n8 tiles of queries from m0, the MMA C layout)
+// into P^T = exp(scale * S^T - LSE), in place. Where `edge`, keys past seqlen_k and (causal)
+// above the diagonal get P = 0. A query past Sq, or one that sees no key (LSE -inf), gets P = 0:
+// it subtracts +inf. Shared by the mma.sync and wgmma dK/dV kernels.
+template <bool CAUSAL, int MT8>
+__device__ __forceinline__ void probabilities_t(float (&s)[MT8][4], const BwdParams& p,
+                                                const float* lse, int first_key, int m0, int diag,
+                                                bool edge, int lane) {
+#pragma unroll
+  for (int mt = 0; mt < MT8; ++mt)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int col = mt * 8 + (lane % 4) * 2 + e, query = m0 + col;
+      const float l = lse[col];
+      const float lse_log2 = query >= p.seqlen_q || l == neg_inf() ? __int_as_float(0x7f800000)
+                                                                   : l * 1.4426950408889634f;
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        float& x = s[mt][2 * hf + e];
+        const int key = first_key + lane / 4 + hf * 8;
+        const bool masked = edge && (key >= p.seqlen_k || (CAUSAL && key > query + diag));
+        x = masked ? 0.f : ex2(fmaf(x, p.softmax_scale_log2, -lse_log2));
+      }
+    }
+}
+
 } // namespace attnjit

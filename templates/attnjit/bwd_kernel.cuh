@@ -79,24 +79,8 @@ __global__ void __launch_bounds__(K::kThreads)
       const bool edge =
           n0 + K::kBlockN > p.seqlen_k || (K::kCausal && n0 + key0 + K::kWarpKeys - 1 > m0 + diag);
 #pragma unroll
-      for (int mt = 0; mt < MT8; ++mt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int col = mt * 8 + (lane % 4) * 2 + e, query = m0 + col;
-          // A query past Sq, or one that sees no key (LSE -inf), gets P = 0: subtract +inf.
-          const float l = lse[col];
-          const float lse_log2 = query >= p.seqlen_q || l == neg_inf() ? __int_as_float(0x7f800000)
-                                                                       : l * 1.4426950408889634f;
-#pragma unroll
-          for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-              float& x = s[kt][mt][2 * hf + e];
-              const int key = n0 + key0 + kt * 16 + lane / 4 + hf * 8;
-              const bool masked = edge && (key >= p.seqlen_k || (K::kCausal && key > query + diag));
-              x = masked ? 0.f : ex2(fmaf(x, p.softmax_scale_log2, -lse_log2));
-            }
-        }
+      for (int kt = 0; kt < KT; ++kt)
+        probabilities_t<K::kCausal>(s[kt], p, lse, n0 + key0 + kt * 16, m0, diag, edge, lane);
       BwdWarpMma<K>::pack(s, p_frag);
     }
     mma.template accumulate_t<typename K::DoTile>(dv, p_frag, sDo_i); // dV += P^T dO

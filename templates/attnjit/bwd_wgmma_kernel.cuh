@@ -99,23 +99,7 @@ __global__ void __launch_bounds__(K::kThreads, 1)
     wgmma_wait<1>(); // S^T done; dP^T may still run
 
     const bool edge = n0 + K::kBlockN > p.seqlen_k || (K::kCausal && n0 + key0 + 15 > m0 + diag);
-#pragma unroll
-    for (int mt = 0; mt < MT8; ++mt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int col = mt * 8 + (lane % 4) * 2 + e, query = m0 + col;
-        // A query past Sq, or one that sees no key (LSE -inf), gets P = 0: subtract +inf.
-        const float l = lse[col];
-        const float lse_log2 = query >= p.seqlen_q || l == neg_inf() ? __int_as_float(0x7f800000)
-                                                                     : l * 1.4426950408889634f;
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf) {
-          float& x = s[mt][2 * hf + e];
-          const int key = n0 + key0 + lane / 4 + hf * 8;
-          const bool masked = edge && (key >= p.seqlen_k || (K::kCausal && key > query + diag));
-          x = masked ? 0.f : ex2(fmaf(x, p.softmax_scale_log2, -lse_log2));
-        }
-      }
+    probabilities_t<K::kCausal>(s, p, lse, n0 + key0, m0, diag, edge, lane);
     u32 p_frag[KQ][4], ds_frag[KQ][4]; // A fragments, 16 queries per k-step
 #pragma unroll
     for (int kq = 0; kq < KQ; ++kq) {

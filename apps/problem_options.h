@@ -95,7 +95,7 @@ private:
       in_sub, in_tile};
   opt<bool> warp_specialized_{
       "warp-specialized",
-      desc("With --wgmma: one extra warpgroup only loads, with TMA (forward only)"), in_sub,
+      desc("With --wgmma: one extra warpgroup only loads, with TMA"), in_sub,
       in_tile};
 };
 

@@ -1,6 +1,7 @@
 #include "codegen/backward_launch.h"
 
 #include "codegen/plan_kernel.h"
+#include "codegen/tensor_maps.h"
 #include "codegen/tile_rules.h"
 #include "runtime/driver.h"
 
@@ -40,13 +41,14 @@ int kv_splits_for(const AttentionProblem& problem, const TileConfig& config, int
   const int64_t diag = sh.seqlen_k - sh.seqlen_q;
   auto query_blocks = [&](int n_block) -> int64_t { // as flash_bwd_dkdv_kernel walks them
     if (s.mask != Mask::causal) return num_m_blocks;
-    const int64_t m_begin = std::max<int64_t>(0, n_block * int64_t(config.block_n) - diag) /
-                            config.block_m;
+    const int64_t m_begin =
+        std::max<int64_t>(0, n_block * int64_t(config.block_n) - diag) / config.block_m;
     return std::max<int64_t>(0, num_m_blocks - m_begin);
   };
   auto makespan = [&](int split) {
     std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> free_at;
-    for (int i = 0; i < slots; ++i) free_at.push(0);
+    for (int i = 0; i < slots; ++i)
+      free_at.push(0);
     int64_t end = 0;
     auto run_cta = [&](int n) {
       const int64_t t = free_at.top() + (heads_per_kv / split) * query_blocks(n) + 1;
@@ -57,10 +59,12 @@ int kv_splits_for(const AttentionProblem& problem, const TileConfig& config, int
     // In flash_bwd_dkdv_kernel's blockIdx order: key blocks slowest when causal.
     if (s.mask == Mask::causal)
       for (int n = 0; n < num_n_blocks; ++n)
-        for (int64_t g = 0; g < groups * split; ++g) run_cta(n);
+        for (int64_t g = 0; g < groups * split; ++g)
+          run_cta(n);
     else
       for (int64_t g = 0; g < groups * split; ++g)
-        for (int n = 0; n < num_n_blocks; ++n) run_cta(n);
+        for (int n = 0; n < num_n_blocks; ++n)
+          run_cta(n);
     return end;
   };
   std::vector<std::pair<int, int64_t>> costs; // (split, makespan)
@@ -143,11 +147,17 @@ BwdParams backward_params(const AttentionProblem& problem, const BackwardLayout&
 }
 
 LaunchStatus enqueue_backward(const BackwardKernels& kernels, const AttentionProblem& problem,
-                              const BackwardLayout& m, const BwdParams& params, CUstream stream) {
+                              const BackwardLayout& m, const BackwardArgs& backward_args,
+                              CUstream stream) {
   const runtime::DriverApi& api = runtime::driver();
   const auto& s = problem.spec;
   const auto& sh = problem.shape;
-  void* args[] = {const_cast<BwdParams*>(&params)};
+  BwdParams params = backward_params(problem, m, backward_args);
+  BwdTmaParams tma{};
+  if (kernels.config.warp_specialized)
+    tma = backward_tensor_maps(problem, kernels.config, backward_args,
+                               s.deterministic ? nullptr : params.dq_accum);
+  void* args[] = {&params, &tma}; // every kernel but the warp-specialized one reads only the first
   const auto launch = [&](CUfunction f, int64_t blocks, int threads, int smem) {
     return api.cuLaunchKernel(f, unsigned(blocks), 1, 1, unsigned(threads), 1, 1, unsigned(smem),
                               stream, args, nullptr);

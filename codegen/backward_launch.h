@@ -37,6 +37,7 @@ struct BackwardKernels {
   CUfunction dkdv = nullptr, dsum = nullptr, dq = nullptr, reduce = nullptr;
   int threads = 0;      // of the dK/dV kernel
   int dynamic_smem = 0; // of the dK/dV kernel, bytes
+  TileConfig config;    // of the dK/dV kernel; warp-specialized ones also read TMA tensor maps
 };
 
 // Opts the deterministic dQ kernel in to its shared memory (above 48 KiB); a no-op otherwise.
@@ -56,9 +57,11 @@ struct LaunchStatus {
 };
 
 // Enqueues every launch of one backward on `stream`; stops at the first failure. Allocates
-// nothing, so it can be captured in a CUDA graph.
+// nothing, so it can be captured in a CUDA graph. Throws Error(invalid_argument) only when TMA
+// cannot describe a tensor of a warp-specialized config (see tensor_maps.h), before anything is
+// launched.
 LaunchStatus enqueue_backward(const BackwardKernels& kernels, const AttentionProblem& problem,
-                              const BackwardLayout& layout, const BwdParams& params,
+                              const BackwardLayout& layout, const BackwardArgs& args,
                               CUstream stream);
 
 } // namespace attnjit::codegen

@@ -41,7 +41,9 @@ BackwardPlan::BackwardPlan(const AttentionProblem& problem, std::optional<TileCo
   m.plan = codegen::prepare_plan_kernel(problem, config, options);
   m.layout = codegen::backward_layout(problem, m.plan.config, m.plan.device.sm_count);
   const auto& f = m.plan.kernel->functions; // GeneratedKernel::name_expressions() order
-  m.kernels = {f[0], f[1], f[2], f[3], m.plan.generated.threads, m.plan.generated.dynamic_smem};
+  m.kernels = {
+      f[0],         f[1], f[2], f[3], m.plan.generated.threads, m.plan.generated.dynamic_smem,
+      m.plan.config};
   if (m.layout.dq_smem > 0) {
     runtime::use_device(options.device);
     runtime::check(codegen::prepare_backward_kernels(m.kernels, m.layout),
@@ -122,10 +124,9 @@ void check_arguments(const AttentionProblem& problem, const BackwardArgs& a, siz
 void BackwardPlan::run(const BackwardArgs& a, Stream stream) const {
   const Impl& m = *impl_;
   check_arguments(m.problem, a, workspace_bytes());
-  const BwdParams p = codegen::backward_params(m.problem, m.layout, a);
   runtime::make_current(m.plan.context); // no allocation: run() is graph-capturable
   const codegen::LaunchStatus launched = codegen::enqueue_backward(
-      m.kernels, m.problem, m.layout, p, reinterpret_cast<CUstream>(stream));
+      m.kernels, m.problem, m.layout, a, reinterpret_cast<CUstream>(stream));
   runtime::check(launched.result, launched.call);
 }
 

@@ -215,19 +215,27 @@ static std::string backward_preamble(const KernelSpec& spec, const TileConfig& c
 }
 
 // flash_bwd_dkdv_wgmma_kernel (sm_90a) in place of flash_bwd_dkdv_kernel; the launches around it
-// are the same. The wgmma instructions for S^T and dP^T (N = 64 queries), dK (N = head_dim_qk),
-// dV (N = head_dim_v) and dQ (N = head_dim_qk / warpgroups) are written out here.
+// are the same. The warp-specialized flash_bwd_dkdv_ws_kernel launches one more warpgroup and
+// takes the TMA tensor maps as a second argument. The wgmma instructions for S^T and dP^T
+// (N = 64 queries), dK (N = head_dim_qk), dV (N = head_dim_v) and dQ (N = head_dim_qk /
+// computing warpgroups) are written out here.
 static GeneratedKernel generate_wgmma_backward(const KernelSpec& spec, const TileConfig& config,
                                                GeneratedKernel k) {
-  k.name_expression = "attnjit::flash_bwd_dkdv_wgmma_kernel<Traits>";
+  const bool ws = config.warp_specialized;
+  k.name_expression = ws ? "attnjit::flash_bwd_dkdv_ws_kernel<Traits>"
+                         : "attnjit::flash_bwd_dkdv_wgmma_kernel<Traits>";
   std::vector<int> sizes;
-  for (int n : {64, spec.head_dim_qk, spec.head_dim_v, spec.head_dim_qk / (config.num_warps / 4)})
+  for (int n :
+       {64, spec.head_dim_qk, spec.head_dim_v, spec.head_dim_qk / (computing_warps(config) / 4)})
     if (std::find(sizes.begin(), sizes.end(), n) == sizes.end()) sizes.push_back(n);
   std::string instructions;
   for (int n : sizes)
     instructions += wgmma_specialization(spec.dtype, n);
   k.source =
-      backward_preamble(spec, config, k, "dK, dV and the fp32 dQ accumulator (sm_90a)") +
+      backward_preamble(spec, config, k,
+                        ws ? "dK, dV and the fp32 dQ accumulator (sm_90a); arguments (BwdParams, "
+                             "BwdTmaParams)"
+                           : "dK, dV and the fp32 dQ accumulator (sm_90a)") +
       fmt::format(
           R"(#include <attnjit/bwd_kernel.cuh>
 #include <attnjit/wgmma.cuh>
@@ -235,9 +243,9 @@ static GeneratedKernel generate_wgmma_backward(const KernelSpec& spec, const Til
 namespace attnjit {{
 {instructions}}} // namespace attnjit
 
-#include <attnjit/bwd_wgmma_kernel.cuh>
+#include <attnjit/{header}>
 
-using Traits = attnjit::BwdWgmmaTraits<{dtype},
+using Traits = attnjit::{traits}<{dtype},
                                        /*HEAD_DIM_QK=*/{dqk},
                                        /*HEAD_DIM_V=*/{dv},
                                        /*BLOCK_N=*/{block_n},
@@ -245,9 +253,11 @@ using Traits = attnjit::BwdWgmmaTraits<{dtype},
                                        /*DETERMINISTIC=*/{det}>;
 static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
 )",
-          fmt::arg("instructions", instructions), fmt::arg("dtype", element_type(spec.dtype)),
-          fmt::arg("dqk", spec.head_dim_qk), fmt::arg("dv", spec.head_dim_v),
-          fmt::arg("block_n", config.block_n),
+          fmt::arg("instructions", instructions),
+          fmt::arg("header", ws ? "bwd_ws_kernel.cuh" : "bwd_wgmma_kernel.cuh"),
+          fmt::arg("traits", ws ? "BwdWsTraits" : "BwdWgmmaTraits"),
+          fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("dqk", spec.head_dim_qk),
+          fmt::arg("dv", spec.head_dim_v), fmt::arg("block_n", config.block_n),
           fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
           fmt::arg("det", spec.deterministic ? "true" : "false"), fmt::arg("smem", k.dynamic_smem));
   return k;

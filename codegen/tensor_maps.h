@@ -1,4 +1,4 @@
-// The TMA tensor maps the warp-specialized forward reads Q, K and V through. They hold the
+// The TMA tensor maps the warp-specialized kernels read their inputs through. They hold the
 // tensors' addresses, so run() encodes them on every call (host work only, about a microsecond
 // each; no allocation).
 #pragma once
@@ -14,5 +14,8 @@ namespace attnjit::codegen {
 // map (check_view has already vouched for alignment and strides).
 FwdTmaParams forward_tensor_maps(const AttentionProblem& problem, const TileConfig& config,
                                  const ForwardArgs& args);
+// dq_accum: the fp32 dQ accumulator in the workspace, [B, H, Sq, Dqk]; null when deterministic.
+BwdTmaParams backward_tensor_maps(const AttentionProblem& problem, const TileConfig& config,
+                                  const BackwardArgs& args, float* dq_accum);
 
 } // namespace attnjit::codegen

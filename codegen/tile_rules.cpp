@@ -55,9 +55,20 @@ int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v);
 }
 
+int computing_warps(const TileConfig& c) {
+  return c.warp_specialized ? c.num_warps - 4 : c.num_warps;
+}
+
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
-  if (c.wgmma) // 1 KiB to align the base; K and V; Q and dO two stages; dS^T; LSE and D
+  // 1 KiB to align the base; K and V; Q and dO two stages; dS^T; LSE and D two stages.
+  // Warp-specialized: dS^T twice (by step parity), dQ (block_m, head_dim_qk) in fp32 on its
+  // way to the reduce-add unless deterministic, then the mbarriers in a 128-byte unit.
+  if (c.wgmma && c.warp_specialized)
+    return 1024 + c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + 2 * c.block_n * c.block_m * 2 +
+           (spec.deterministic ? 0 : c.block_m * spec.head_dim_qk * 4) + 2 * 2 * c.block_m * 4 +
+           128;
+  if (c.wgmma)
     return 1024 + c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + c.block_n * c.block_m * 2 +
            2 * 2 * c.block_m * 4;
   // K and V once; Q and dO two stages; dS^T (block_n, block_m); LSE and D, two stages.
@@ -90,19 +101,21 @@ static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
   return key_tiles * ((spec.head_dim_qk + spec.head_dim_v) / 8 * 4 + 2 * (c.block_m / 8) * 4);
 }
 
-// Registers each computing thread of a warp-specialized forward gets (FwdWsTraits): two CTAs
-// per SM when one computing warpgroup leaves room for another CTA's shared memory; the loading
-// warpgroup keeps 24 and the rest go to the computing ones, at most 240 each (setmaxnreg).
+// Registers each computing thread of a warp-specialized kernel gets (FwdWsTraits, BwdWsTraits):
+// two CTAs per SM when one computing warpgroup leaves room for another CTA's shared memory; the
+// loading warpgroup keeps 24 and the rest go to the computing ones, at most 240 each
+// (setmaxnreg).
 static int warp_specialized_registers(const KernelSpec& spec, const TileConfig& c) {
   const int compute_threads = 32 * (c.num_warps - 4);
-  const int ctas_per_sm =
-      compute_threads == 128 && 2 * (forward_smem_bytes(spec, c) + 1024) <= 233472 ? 2 : 1;
+  const int smem =
+      spec.pass == Pass::forward ? forward_smem_bytes(spec, c) : backward_smem_bytes(spec, c);
+  const int ctas_per_sm = compute_threads == 128 && 2 * (smem + 1024) <= 233472 ? 2 : 1;
   const int entry = std::min(255, 65536 / ctas_per_sm / (32 * c.num_warps) / 8 * 8);
   const int moved = std::min(240, (65536 / ctas_per_sm - 128 * 24) / compute_threads / 8 * 8);
   return std::max(entry, moved);
 }
 
-// BwdWgmmaTraits' static_asserts, in words.
+// BwdWgmmaTraits' and BwdWsTraits' static_asserts, in words.
 static std::string why_not_wgmma_backward(const KernelSpec& spec, const TileConfig& c) {
   if (spec.head_dim_qk % 64 != 0 || spec.head_dim_v % 64 != 0 || spec.head_dim_qk > 256 ||
       spec.head_dim_v > 256)
@@ -113,13 +126,25 @@ static std::string why_not_wgmma_backward(const KernelSpec& spec, const TileConf
     return fmt::format("block_m {}: the wgmma backward walks 64 queries at a time", c.block_m);
   if (c.num_warps % 4 != 0)
     return fmt::format("num_warps {} is not whole warpgroups of 4", c.num_warps);
-  if (c.block_n != 16 * c.num_warps)
-    return fmt::format("block_n {} != 16 * num_warps ({}): each warpgroup owns 64 keys", c.block_n,
-                       16 * c.num_warps);
-  if ((spec.head_dim_qk / (c.num_warps / 4)) % 64 != 0)
+  const int warps = computing_warps(c);
+  if (c.warp_specialized && (c.num_warps < 8 || c.num_warps > 16))
+    return fmt::format("num_warps {}: warp-specialized takes one loading and one to three "
+                       "computing warpgroups (8 to 16 warps)",
+                       c.num_warps);
+  if (c.block_n != 16 * warps)
+    return fmt::format("block_n {} != 16 * {} ({}): each computing warpgroup owns 64 keys",
+                       c.block_n, c.warp_specialized ? "(num_warps - 4)" : "num_warps", 16 * warps);
+  if ((spec.head_dim_qk / (warps / 4)) % 64 != 0)
     return fmt::format("dQ: head_dim_qk {} does not split into {} warpgroups' slices of whole "
                        "64-column groups",
-                       spec.head_dim_qk, c.num_warps / 4);
+                       spec.head_dim_qk, warps / 4);
+  // Measured: with 128 dQ columns a computing warpgroup of the warp-specialized kernel has too
+  // few registers left, and ptxas serializes its MMAs (C7520); d128 on one warpgroup ran at 230
+  // TFLOP/s against 365 on two.
+  if (c.warp_specialized && spec.head_dim_qk / (warps / 4) > 64)
+    return fmt::format("warp-specialized: each computing warpgroup's dQ slice would be {} columns "
+                       "(more than 64 leaves too few registers; use more warpgroups)",
+                       spec.head_dim_qk / (warps / 4));
   if (c.num_stages != 2)
     return fmt::format("num_stages {}: the backward's Q/dO ring has two stages", c.num_stages);
   if (c.q_in_registers) return "q_in_registers does not apply to the backward";
@@ -222,7 +247,6 @@ std::string why_not(const KernelSpec& spec, const TileConfig& c, const ArchLimit
     return fmt::format("tile sizes must be positive ({})", to_string(c));
   if (c.warp_specialized && !c.wgmma)
     return "warp_specialized needs wgmma (its loader feeds warpgroup MMAs)";
-  if (c.warp_specialized && spec.pass == Pass::backward) return "warp_specialized is forward only";
   if (c.num_warps * 32 > limits.max_threads_per_block)
     return fmt::format("{} warps exceed {} threads per block", c.num_warps,
                        limits.max_threads_per_block);
@@ -270,8 +294,10 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
   }
   if (spec.pass == Pass::backward) {
     if (limits.arch == "sm_90a")
-      for (int warps : {4, 8, 12})
+      for (int warps : {4, 8, 12}) {
         consider({64, 16 * warps, warps, 2, false, true});
+        consider({64, 16 * warps, warps + 4, 2, false, true, true}); // plus a loading warpgroup
+      }
     for (int block_m : {32, 64, 128})
       for (int block_n : {64, 128})
         for (int warps : {4, 8})

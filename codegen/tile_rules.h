@@ -34,6 +34,10 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
 // they apply, else FlashAttention-2's tables.
 TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits);
 
+// Warps that compute: all of them, or for a warp-specialized config all but the loading
+// warpgroup's four.
+int computing_warps(const TileConfig& config);
+
 // Bytes of dynamic shared memory the forward kernel (or the backward's main kernel) asks for.
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& config);

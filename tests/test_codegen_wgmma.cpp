@@ -72,10 +72,30 @@ TEST_SUITE("codegen.wgmma") {
     CHECK(mentions(codegen::why_not(d128, {128, 128, 12, 2, false, false, true}, h100),
                    "needs wgmma"));
     CHECK(mentions(codegen::why_not(d128, ok, codegen::arch_limits("sm_80")), "sm_90a"));
+    // The backward: the computing warpgroups own 64 keys each.
     KernelSpec backward = d128;
     backward.pass = Pass::backward;
+    CHECK(codegen::why_not(backward, {64, 128, 12, 2, false, true, true}, h100).empty());
+    CHECK(mentions(codegen::why_not(backward, {64, 64, 8, 2, false, true, true}, h100),
+                   "dQ slice would be 128 columns"));
     CHECK(mentions(codegen::why_not(backward, {64, 128, 8, 2, false, true, true}, h100),
-                   "forward only"));
+                   "num_warps - 4"));
+    CHECK(mentions(codegen::why_not(backward, {64, 192, 16, 2, false, true, true}, h100), "dQ"));
+    // d64 with two computing warpgroups would give each a 32-column slice of dQ.
+    KernelSpec backward64 = forward_spec(64, 64);
+    backward64.pass = Pass::backward;
+    CHECK(codegen::why_not(backward64, {64, 64, 8, 2, false, true, true}, h100).empty());
+    CHECK(mentions(codegen::why_not(backward64, {64, 128, 12, 2, false, true, true}, h100), "dQ"));
+    // Twice dS^T, fp32 dQ (unless deterministic) and a 128-byte unit of mbarriers over the
+    // all-loading backward.
+    CHECK(codegen::backward_smem_bytes(backward, {64, 128, 12, 2, false, true, true}) ==
+          codegen::backward_smem_bytes(backward, {64, 128, 8, 2, false, true}) + 128 * 64 * 2 +
+              64 * 128 * 4 + 128);
+    backward.deterministic = true;
+    CHECK(codegen::backward_smem_bytes(backward, {64, 128, 12, 2, false, true, true}) ==
+          codegen::backward_smem_bytes(backward, {64, 128, 8, 2, false, true}) + 128 * 64 * 2 +
+              128);
+    backward.deterministic = false;
     CHECK(mentions(codegen::why_not(d128, {64, 64, 4, 2, false, true, true}, h100), "8 to 16"));
     CHECK(mentions(codegen::why_not(d128, {256, 64, 20, 2, false, true, true}, h100), "8 to 16"));
     CHECK(mentions(codegen::why_not(d128, {192, 128, 12, 2, false, true, true}, h100),
@@ -207,6 +227,34 @@ TEST_SUITE("codegen.wgmma") {
       CHECK(program.resources[0].spill_store_bytes == 0);
       CHECK(program.resources[0].spill_load_bytes == 0);
       // ptxas says when it must add wgmma fences (C7519) or serialize the MMAs (C7510).
+      CHECK_FALSE(mentions(program.log, "serialized"));
+      CHECK_FALSE(mentions(program.log, "injected"));
+    }
+  }
+
+  TEST_CASE("warp-specialized backward: its source, and NVRTC compiles it without spills") {
+    for (auto [dqk, dv, block_n, warps, mask, deterministic] :
+         {std::tuple{128, 128, 128, 12, Mask::none, false},
+          {128, 128, 128, 12, Mask::causal, false},
+          {128, 128, 128, 12, Mask::causal, true},
+          {64, 64, 64, 8, Mask::none, false}}) {
+      KernelSpec spec = forward_spec(dqk, dv, mask);
+      spec.pass = Pass::backward;
+      spec.deterministic = deterministic;
+      const TileConfig config{64, block_n, warps, 2, false, true, true};
+      INFO(to_string(spec), " ", to_string(config));
+      const codegen::GeneratedKernel k = codegen::generate_backward(spec, config);
+      CHECK(k.threads == 32 * warps);
+      CHECK(k.name_expression == "attnjit::flash_bwd_dkdv_ws_kernel<Traits>");
+      CHECK(mentions(k.source, "#include <attnjit/bwd_ws_kernel.cuh>"));
+      CHECK(mentions(k.source, "attnjit::BwdWsTraits<"));
+      CHECK(mentions(k.source, "(BwdParams, BwdTmaParams)"));
+      const runtime::CompiledProgram program =
+          runtime::compile({k.source, k.slug, k.name_expressions(), "sm_90a", {}});
+      REQUIRE(program.resources.size() == 4);
+      INFO(program.log);
+      CHECK(program.resources[0].spill_store_bytes == 0);
+      CHECK(program.resources[0].spill_load_bytes == 0);
       CHECK_FALSE(mentions(program.log, "serialized"));
       CHECK_FALSE(mentions(program.log, "injected"));
     }

@@ -317,44 +317,50 @@ TEST_SUITE("gpu.backward") {
     run_cases(cases);
   }
 
-  // The Hopper dK/dV kernel (TileConfig::wgmma): the shapes above, with its configs.
-  TEST_CASE("wgmma dK/dV kernel: odd shapes, GQA, MQA, packed, deterministic, both widths" *
+  // The Hopper dK/dV kernels (TileConfig::wgmma, all warps loading or one warpgroup loading with
+  // TMA): the shapes above, with one and two computing warpgroups.
+  TEST_CASE("wgmma dK/dV kernels: odd shapes, GQA, MQA, packed, deterministic, both widths" *
             needs_gpu()) {
     const DeviceInfo device = query_device(0);
     if (device.arch() != "sm_90a") {
       MESSAGE("skipped: the wgmma backward needs sm_90a; device 0 is ", device.name);
       return;
     }
-    const TileConfig one{64, 64, 4, 2, false, true}, two{64, 128, 8, 2, false, true};
     std::vector<Case> cases;
-    for (Mask mask : kMasks) {
-      for (int64_t s : {1, 17, 127, 1000}) {
-        cases.push_back({make_problem(DType::bf16, 128, mask, {1, s, s}), two});
-        cases.push_back({make_problem(DType::fp16, 64, mask, {1, s, s}), one});
+    for (bool ws : {false, true})
+      for (Mask mask : kMasks) {
+        const TileConfig one = ws ? TileConfig{64, 64, 8, 2, false, true, true}
+                                  : TileConfig{64, 64, 4, 2, false, true};
+        const TileConfig two = ws ? TileConfig{64, 128, 12, 2, false, true, true}
+                                  : TileConfig{64, 128, 8, 2, false, true};
+        for (int64_t s : {1, 17, 127, 1000}) {
+          cases.push_back({make_problem(DType::bf16, 128, mask, {1, s, s}), two});
+          cases.push_back({make_problem(DType::fp16, 64, mask, {1, s, s}), one});
+        }
+        for (AttentionShape shape : {AttentionShape{1, 100, 300}, AttentionShape{1, 300, 100},
+                                     AttentionShape{3, 129, 129}, AttentionShape{2, 50, 1}}) {
+          cases.push_back({make_problem(DType::fp16, 128, mask, shape), two});
+          // d128 on one computing warpgroup: the all-loading kernel only (tile_rules).
+          cases.push_back({make_problem(DType::bf16, ws ? 64 : 128, mask, shape), one});
+        }
+        for (int kv_heads : {4, 2, 1})
+          cases.push_back({make_problem(DType::bf16, 128, mask, {2, 200, 200}, 8, kv_heads), two});
+        cases.push_back({make_problem(DType::fp16, 64, mask, {1, 77, 250}, 16, 2), one});
+        AttentionProblem packed = make_problem(DType::bf16, 128, mask, {2, 150, 150}, 4, 4);
+        packed.spec.layout = Layout::packed_qkv;
+        cases.push_back({packed, two});
+        cases.push_back(
+            {deterministic(make_problem(DType::bf16, 128, mask, {2, 100, 300}, 8, 2)), two});
+        cases.push_back(
+            {deterministic(make_problem(DType::fp16, 64, mask, {1, 300, 100}, 4, 1)), one});
+        cases.push_back(
+            {make_problem(DType::bf16, 128, mask, {2, 127, 127}), two, DoutLayout::padded_seq});
+        AttentionProblem scaled = make_problem(DType::bf16, 128, mask, {1, 127, 127});
+        scaled.softmax_scale = 0.3f;
+        cases.push_back({scaled, two});
+        cases.push_back({make_problem(DType::bf16, 128, mask, {2, 1000, 1000}, 8, 2), two,
+                         DoutLayout::contiguous, 256, 128});
       }
-      for (AttentionShape shape : {AttentionShape{1, 100, 300}, AttentionShape{1, 300, 100},
-                                   AttentionShape{3, 129, 129}, AttentionShape{2, 50, 1}}) {
-        cases.push_back({make_problem(DType::fp16, 128, mask, shape), two});
-        cases.push_back({make_problem(DType::bf16, 128, mask, shape), one});
-      }
-      for (int kv_heads : {4, 2, 1})
-        cases.push_back({make_problem(DType::bf16, 128, mask, {2, 200, 200}, 8, kv_heads), two});
-      cases.push_back({make_problem(DType::fp16, 64, mask, {1, 77, 250}, 16, 2), one});
-      AttentionProblem packed = make_problem(DType::bf16, 128, mask, {2, 150, 150}, 4, 4);
-      packed.spec.layout = Layout::packed_qkv;
-      cases.push_back({packed, two});
-      cases.push_back(
-          {deterministic(make_problem(DType::bf16, 128, mask, {2, 100, 300}, 8, 2)), two});
-      cases.push_back(
-          {deterministic(make_problem(DType::fp16, 64, mask, {1, 300, 100}, 4, 1)), one});
-      cases.push_back(
-          {make_problem(DType::bf16, 128, mask, {2, 127, 127}), two, DoutLayout::padded_seq});
-      AttentionProblem scaled = make_problem(DType::bf16, 128, mask, {1, 127, 127});
-      scaled.softmax_scale = 0.3f;
-      cases.push_back({scaled, two});
-      cases.push_back({make_problem(DType::bf16, 128, mask, {2, 1000, 1000}, 8, 2), two,
-                       DoutLayout::contiguous, 256, 128});
-    }
     run_cases(cases);
   }
 

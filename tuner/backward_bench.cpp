@@ -136,15 +136,13 @@ private:
       throw Error(ErrorKind::internal,
                   fmt::format("backward candidate {} has {} kernels, the backward launches 4",
                               c.slug, f.size()));
-    return {{f[0], f[1], f[2], f[3], c.threads, c.dynamic_smem},
+    return {{f[0], f[1], f[2], f[3], c.threads, c.dynamic_smem, c.config},
             codegen::backward_layout(problem_, c.config, sm_count_)};
   }
 
   CUresult enqueue(const Launch& launch, const DeviceGradients& grads, CUstream stream) const {
     const BackwardArgs args = backward_args(inputs_, forward_, dout_, grads, problem_);
-    const BwdParams params = codegen::backward_params(problem_, launch.layout, args);
-    return codegen::enqueue_backward(launch.kernels, problem_, launch.layout, params, stream)
-        .result;
+    return codegen::enqueue_backward(launch.kernels, problem_, launch.layout, args, stream).result;
   }
 
   AttentionProblem problem_;

@@ -69,8 +69,8 @@ struct TileConfig {
   // block_m = 16 * num_warps, and reads Q, K and V straight from shared memory.
   bool wgmma = false;
   // With wgmma: one extra warpgroup only loads (TMA into a shared-memory ring, mbarrier
-  // hand-off) while the other warpgroups compute, each owning 64 query rows, so
-  // block_m = 16 * (num_warps - 4). Forward only.
+  // hand-off) while the other warpgroups compute, each owning 64 query rows (forward:
+  // block_m = 16 * (num_warps - 4)) or 64 keys (backward: block_n = 16 * (num_warps - 4)).
   bool warp_specialized = false;
 
   bool operator==(const TileConfig&) const = default;

@@ -101,7 +101,8 @@ template <class K> struct BwdWarpMma {
         for (int hf = 0; hf < 2; ++hf) {
           const int row = key0 + kt * 16 + lane / 4 + hf * 8;
           const u32 addr = s_ds + DsTile::offset(row, mt) + (lane % 4) * 4;
-          asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(ds[kt][mt / 2][(mt % 2) * 2 + hf]));
+          asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr),
+                       "r"(ds[kt][mt / 2][(mt % 2) * 2 + hf]));
         }
   }
 
@@ -133,8 +134,7 @@ template <class K> struct BwdWarpMma {
 #pragma unroll
       for (int dt = 0; dt < DT; dt += 2) {
         u32 bf[4];
-        ldmatrix_x4_trans(bf, s_k + KTile::row_offset(kn * 16 + (lane & 15)) +
-                                  k_col(dt));
+        ldmatrix_x4_trans(bf, s_k + KTile::row_offset(kn * 16 + (lane & 15)) + k_col(dt));
         mma_16816<T>(acc[dt], a, bf[0], bf[1]);
         mma_16816<T>(acc[dt + 1], a, bf[2], bf[3]);
       }

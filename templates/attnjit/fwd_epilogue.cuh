@@ -30,11 +30,7 @@ __device__ __forceinline__ void store_o_tile(const FwdParams& p, u32 sO, int b, 
 }
 
 // The whole CTA computes; the warp-specialized kernel passes a barrier over its computing
-// warpgroups instead.
-struct CtaBarrier {
-  static __device__ __forceinline__ void sync() { __syncthreads(); }
-};
-
+// warpgroups (NamedBarrier) instead.
 template <class K, class Barrier = CtaBarrier>
 __device__ __forceinline__ void write_output(const FwdParams& p,
                                              float (&o)[K::kMTiles][K::kDTiles][4],

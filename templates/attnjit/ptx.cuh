@@ -99,4 +99,18 @@ __device__ __forceinline__ float lg2(float x) {
   return y;
 }
 
+// Barriers a kernel's shared-memory handoffs sync on, passed as template arguments to code that
+// both kinds of kernel share: the whole CTA, or (warp-specialized kernels, whose loading
+// warpgroup has gone its own way) THREADS threads of whole warps under hardware barrier ID
+// (0 is __syncthreads').
+struct CtaBarrier {
+  static __device__ __forceinline__ void sync() { __syncthreads(); }
+};
+
+template <int ID, int THREADS> struct NamedBarrier {
+  static __device__ __forceinline__ void sync() {
+    asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(THREADS) : "memory");
+  }
+};
+
 } // namespace attnjit

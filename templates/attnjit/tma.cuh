@@ -1,10 +1,10 @@
 // Hopper's asynchronous copy machinery (sm_90a): TMA tile loads that land in shared memory and
 // count their bytes on an mbarrier, the mbarrier operations a producer/consumer ring needs,
-// register reallocation between warpgroups, and named barriers for a subset of the CTA.
+// and register reallocation between warpgroups.
 #pragma once
 
+#include <attnjit/ptx.cuh>
 #include <attnjit/tma_params.h>
-#include <attnjit/types.cuh>
 
 namespace attnjit {
 
@@ -62,6 +62,30 @@ __device__ __forceinline__ void tma_load_box(u32 dst, const TmaTensor& t, u32 ba
                : "memory");
 }
 
+// Adds a (32 fp32 columns, 64 rows) box of shared memory, laid out as the map's 128-byte swizzle
+// says, to a 3-d fp32 tensor at (col, row, plane); rows past the tensor's end are dropped. The
+// addition is atomic per element, so CTAs may add to the same rows. Tracked by bulk groups.
+__device__ __forceinline__ void tma_reduce_add_box(const TmaTensor& t, u32 src, int col, int row,
+                                                   int plane) {
+  asm volatile("cp.reduce.async.bulk.tensor.3d.global.shared::cta.add.tile.bulk_group"
+               " [%0, {%1, %2, %3}], [%4];" ::"l"(reinterpret_cast<u64>(&t.map[0])),
+               "r"(col), "r"(row), "r"(plane), "r"(src)
+               : "memory");
+}
+
+__device__ __forceinline__ void bulk_commit_group() {
+  asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+}
+
+// Until at most N bulk groups of this thread still read shared memory (their source may be
+// rewritten), or with bulk_wait_group, are still in flight at all.
+template <int N> __device__ __forceinline__ void bulk_wait_group_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(N) : "memory");
+}
+template <int N> __device__ __forceinline__ void bulk_wait_group() {
+  asm volatile("cp.async.bulk.wait_group %0;" ::"n"(N) : "memory");
+}
+
 // Hands registers between warpgroups: every warp of a warpgroup executes the same one. The
 // loading warpgroup gives up what the computing ones take.
 template <int REGS> __device__ __forceinline__ void setmaxnreg_dec() {
@@ -70,13 +94,5 @@ template <int REGS> __device__ __forceinline__ void setmaxnreg_dec() {
 template <int REGS> __device__ __forceinline__ void setmaxnreg_inc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS));
 }
-
-// A barrier over THREADS threads (whole warps) under hardware barrier ID (0 is __syncthreads),
-// for the warpgroups that compute while the loading one has gone.
-template <int ID, int THREADS> struct NamedBarrier {
-  static __device__ __forceinline__ void sync() {
-    asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(THREADS) : "memory");
-  }
-};
 
 } // namespace attnjit

@@ -1,4 +1,4 @@
-// What the warp-specialized forward receives besides FwdParams: one TMA tensor map per input.
+// What the warp-specialized kernels receive besides their params: one TMA tensor map per input.
 // Plain types only (compiled by the host compiler, which fills it, and by NVRTC).
 #pragma once
 
@@ -16,6 +16,14 @@ struct alignas(64) TmaTensor {
 
 struct FwdTmaParams {
   TmaTensor q, k, v; // boxes of (64 elements, BLOCK_M or BLOCK_N rows)
+};
+
+struct BwdTmaParams {
+  TmaTensor q, dout; // boxes of (64 elements, 64 rows): one query step
+  TmaTensor k, v;    // boxes of (64 elements, BLOCK_N rows): the CTA's keys
+  // The fp32 dQ accumulator [B * H, Sq, Dqk] as (Dqk, Sq, B * H), boxes of (32 columns, 64
+  // rows), 128-byte swizzled; not encoded (zero) when deterministic.
+  TmaTensor dq_accum;
 };
 
 } // namespace attnjit

@@ -1,0 +1,205 @@
+// One warpgroup's share of the Hopper backward: 64 keys whose dK and dV live in registers, and
+// the work of one 64-query step on them. Both wgmma dK/dV kernels (all warps loading with
+// cp.async; one warpgroup loading with TMA) drive it the same way:
+//   S^T = K Q^T and dP^T = V dO^T from shared memory (dP^T still in flight while P^T is made),
+//   dV += P^T dO and dK += dS^T Q with P^T and dS^T as register A operands,
+//   dQ (64 queries x this warpgroup's kDqCols columns) = dS K over all BLOCK_N keys, reading
+//   every warpgroup's dS^T from shared memory (M-major) once Barrier says it is all there,
+//   then handed to the kernel's dQ sink, which adds it to the fp32 workspace.
+#pragma once
+
+#include <attnjit/bwd_block.cuh>
+#include <attnjit/bwd_params.h>
+#include <attnjit/wgmma.cuh>
+
+namespace attnjit {
+
+template <class K> struct BwdWgmmaKeys {
+  using T = typename K::T;
+  using KTile = typename K::KTile;
+  using VTile = typename K::VTile;
+  using QTile = typename K::QTile;
+  using DoTile = typename K::DoTile;
+  using DsTile = typename K::DsTile;
+  static constexpr int BM = K::kBlockM, MT8 = BM / 8, KQ = BM / 16;
+
+  float dk[1][K::kDqk / 8][4]; // (16 keys, Dqk) per warp, MMA C layout; scaled when written
+  float dv[1][K::kDv / 8][4];
+  u32 sK, sK_wg, sV_wg; // K (all keys, for dQ); this warpgroup's 64 keys of K and V
+  int warp, wg, lane;
+  int key0; // this warp's first key within the block
+
+  // warp: this warp's index among the computing warps (4 per warpgroup).
+  __device__ __forceinline__ BwdWgmmaKeys(u32 sK_, u32 sV, int warp_, int lane_)
+      : sK(sK_), sK_wg(sK_ + (warp_ / 4) * 64 * 128), sV_wg(sV + (warp_ / 4) * 64 * 128),
+        warp(warp_), wg(warp_ / 4), lane(lane_), key0(warp_ * 16) {
+#pragma unroll
+    for (int dt = 0; dt < K::kDqk / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        dk[0][dt][e] = 0.f;
+#pragma unroll
+    for (int dt = 0; dt < K::kDv / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        dv[0][dt][e] = 0.f;
+  }
+
+  // K-major operands (64 keys of K or V as A; Q or dO as B of S^T, dP^T) step 32 bytes per k16
+  // and a group every 4; N-major ones (Q, dO as B of dK, dV; K as B of dQ; dS^T as dQ's
+  // M-major A) step 16 rows (2048 bytes).
+  static __device__ __forceinline__ u64 kmajor(u32 tile, int group_bytes, int kk) {
+    return wgmma_desc(tile + (kk / 4) * group_bytes + (kk % 4) * 32, 16, 1024);
+  }
+  static __device__ __forceinline__ u64 nmajor(u32 tile, int group_bytes, int kk) {
+    return wgmma_desc(tile + kk * 16 * 128, group_bytes, 1024);
+  }
+
+  // One step over queries [m0, m0 + 64): sQ_i and sDo_i hold their Q and dO rows, lse and
+  // dsum their LSE and D, sDs takes dS^T. Calls operands_read() once no MMA reads sQ_i, sDo_i,
+  // lse or dsum any more (the warp-specialized kernel frees the slot there), then dq_sink(dq)
+  // with this warpgroup's dQ (unless deterministic); returns with every MMA done.
+  template <class Barrier, class OperandsRead, class DqSink>
+  __device__ __forceinline__ void step(const BwdParams& p, u32 sQ_i, u32 sDo_i, const float* lse,
+                                       const float* dsum, u32 sDs, int n0, int m0, int diag,
+                                       OperandsRead operands_read, DqSink dq_sink) {
+    float s[MT8][4];  // S^T (64 keys of this warpgroup, 64 queries), then P^T
+    float dp[MT8][4]; // dP^T, then dS^T
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < K::kDqk / 16; ++kk)
+      Wgmma<T, BM>::template ss<0, 0>(s, kmajor(sK_wg, KTile::kGroupBytes, kk),
+                                      kmajor(sQ_i, QTile::kGroupBytes, kk), kk > 0);
+    wgmma_commit();
+#pragma unroll
+    for (int kk = 0; kk < K::kDv / 16; ++kk)
+      Wgmma<T, BM>::template ss<0, 0>(dp, kmajor(sV_wg, VTile::kGroupBytes, kk),
+                                      kmajor(sDo_i, DoTile::kGroupBytes, kk), kk > 0);
+    wgmma_commit();
+    wgmma_wait<1>(); // S^T done; dP^T may still run
+
+    const bool edge = n0 + K::kBlockN > p.seqlen_k || (K::kCausal && n0 + key0 + 15 > m0 + diag);
+    probabilities_t<K::kCausal>(s, p, lse, n0 + key0, m0, diag, edge, lane);
+    u32 p_frag[KQ][4], ds_frag[KQ][4]; // A fragments, 16 queries per k-step
+    pack_a(p_frag, s);
+    wgmma_wait<0>(); // dP^T done
+#pragma unroll
+    for (int mt = 0; mt < MT8; ++mt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        dp[mt][e] = s[mt][e] * (dp[mt][e] - dsum[mt * 8 + (lane % 4) * 2 + (e % 2)]);
+    pack_a(ds_frag, dp);
+
+    wgmma_fence();
+#pragma unroll
+    for (int kq = 0; kq < KQ; ++kq) // dV += P^T dO
+      Wgmma<T, K::kDv>::template rs<1>(dv[0], p_frag[kq], nmajor(sDo_i, DoTile::kGroupBytes, kq),
+                                       true);
+#pragma unroll
+    for (int kq = 0; kq < KQ; ++kq) // dK += dS^T Q (scaled when written)
+      Wgmma<T, K::kDqk>::template rs<1>(dk[0], ds_frag[kq], nmajor(sQ_i, QTile::kGroupBytes, kq),
+                                        true);
+    wgmma_commit();
+
+    if constexpr (K::kAccumulateDq) {
+      store_ds_t(sDs, ds_frag);
+      fence_proxy_async();
+      Barrier::sync(); // all of dS^T
+      float dq[K::kDqCols / 8][4];
+      const u32 sK_cols = sK + (wg * K::kDqCols / 64) * KTile::kGroupBytes;
+#pragma unroll
+      for (int kn = 0; kn < K::kBlockN / 16; ++kn)
+        Wgmma<T, K::kDqCols>::template ss<1, 1>(dq, nmajor(sDs, DsTile::kGroupBytes, kn),
+                                                nmajor(sK_cols, KTile::kGroupBytes, kn), kn > 0);
+      wgmma_commit();
+      wgmma_wait<0>();
+      operands_read();
+      dq_sink(dq);
+    } else {
+      wgmma_wait<0>();
+      operands_read();
+    }
+    // dK, dV and the fragments they read stay put until the MMAs above are done.
+#pragma unroll
+    for (int kq = 0; kq < KQ; ++kq)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        keep_in_register(p_frag[kq][i]);
+        keep_in_register(ds_frag[kq][i]);
+      }
+    hold_accumulators();
+  }
+
+  // fp32 C fragments (n8 tiles of queries) to bf16/fp16 A fragments, 16 queries per k-step.
+  static __device__ __forceinline__ void pack_a(u32 (&a)[KQ][4], const float (&c)[MT8][4]) {
+#pragma unroll
+    for (int kq = 0; kq < KQ; ++kq) {
+      a[kq][0] = Dtype<T>::pack(c[2 * kq][0], c[2 * kq][1]);
+      a[kq][1] = Dtype<T>::pack(c[2 * kq][2], c[2 * kq][3]);
+      a[kq][2] = Dtype<T>::pack(c[2 * kq + 1][0], c[2 * kq + 1][1]);
+      a[kq][3] = Dtype<T>::pack(c[2 * kq + 1][2], c[2 * kq + 1][3]);
+    }
+  }
+
+  // This thread's dS^T: rows key0 + lane/4 (+8), query pairs.
+  __device__ __forceinline__ void store_ds_t(u32 sDs, const u32 (&ds_frag)[KQ][4]) const {
+#pragma unroll
+    for (int kq = 0; kq < KQ; ++kq)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int row = key0 + lane / 4 + (i % 2) * 8, col = kq * 16 + (i / 2) * 8 + (lane % 4) * 2;
+        asm volatile(
+            "st.shared.u32 [%0], %1;" ::"r"(sDs + DsTile::offset(row, col / 8) + (col % 8) * 2),
+            "r"(ds_frag[kq][i]));
+      }
+  }
+
+  // dQ straight from registers to the fp32 workspace, one red.global.add per pair.
+  __device__ __forceinline__ void add_dq(const BwdParams& p, const float (&dq)[K::kDqCols / 8][4],
+                                         int b, int h, int m0) const {
+    float* dq_out = p.dq_accum + ((static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q) * K::kDqk;
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      const int row = m0 + (warp % 4) * 16 + lane / 4 + hf * 8;
+      if (row >= p.seqlen_q) continue;
+#pragma unroll
+      for (int dt = 0; dt < K::kDqCols / 8; ++dt)
+        red_add2(dq_out + static_cast<i64>(row) * K::kDqk + wg * K::kDqCols + dt * 8 +
+                     (lane % 4) * 2,
+                 dq[dt][2 * hf], dq[dt][2 * hf + 1]);
+    }
+  }
+
+  // dQ to shared memory as the dQ tensor map's (32 fp32 columns, 64 rows) boxes, 128-byte
+  // swizzled: 16-byte chunk c of row r sits at chunk c ^ (r % 8), which spreads the 8 rows a
+  // warp writes at once over all banks.
+  __device__ __forceinline__ void store_dq(u32 sDq_wg, const float (&dq)[K::kDqCols / 8][4]) const {
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      const int row = (warp % 4) * 16 + lane / 4 + hf * 8;
+#pragma unroll
+      for (int dt = 0; dt < K::kDqCols / 8; ++dt) {
+        const int col = dt * 8 + (lane % 4) * 2, box = col / 32, chunk = (col % 32) / 4;
+        const u32 at =
+            sDq_wg + box * 64 * 128 + row * 128 + ((chunk ^ (row % 8)) * 16) + (col % 4) * 4;
+        asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(at), "f"(dq[dt][2 * hf]),
+                     "f"(dq[dt][2 * hf + 1]));
+      }
+    }
+  }
+
+  __device__ __forceinline__ void hold_accumulators() {
+#pragma unroll
+    for (int dt = 0; dt < K::kDqk / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        keep_in_register(dk[0][dt][e]);
+#pragma unroll
+    for (int dt = 0; dt < K::kDv / 8; ++dt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        keep_in_register(dv[0][dt][e]);
+  }
+};
+
+} // namespace attnjit

@@ -1,0 +1,162 @@
+// Warp-specialized Hopper backward, dK/dV kernel (sm_90a): the wgmma dK/dV kernel's grid, outputs
+// and per-step math (BwdWgmmaKeys), with the memory traffic taken off the computing warps.
+// Warpgroup 0 moves data: one thread issues TMA copies of this CTA's K and V once and of each
+// step's Q and dO into a two-slot ring, and one warp copies the step's LSE and D rows; both
+// report on the slot's "full" mbarrier. Warpgroups 1.. compute, 64 keys each, wait on "full"
+// and free the slot on its "empty" barrier once their MMAs have read it. Each leaves its dQ in
+// shared memory and goes on; one more loader thread adds it to the fp32 workspace with a TMA
+// reduce (FlashAttention-3's answer to dQ's atomics stalling the MMA warps). The only barrier
+// inside the loop spans the computing warpgroups: dQ = dS K needs every warpgroup's dS^T.
+#pragma once
+
+#include <attnjit/bwd_block.cuh>
+#include <attnjit/bwd_dkdv_store.cuh>
+#include <attnjit/bwd_params.h>
+#include <attnjit/bwd_wgmma_keys.cuh>
+#include <attnjit/bwd_ws_traits.cuh>
+#include <attnjit/tma.cuh>
+
+namespace attnjit {
+
+// One step's Q and dO rows, by TMA; rows past Sq arrive as zeros.
+template <class K>
+__device__ __forceinline__ void load_q_do(const BwdTmaParams& tma, u32 sQ_i, u32 sDo_i, u32 full,
+                                          int m0, int h, int b) {
+  mbarrier_arrive_expect_tx(full, K::QTile::kBytes + K::DoTile::kBytes);
+#pragma unroll
+  for (int g = 0; g < K::kDqk / 64; ++g)
+    tma_load_box(sQ_i + g * K::QTile::kGroupBytes, tma.q, full, g * 64, m0, h, b);
+#pragma unroll
+  for (int g = 0; g < K::kDv / 64; ++g)
+    tma_load_box(sDo_i + g * K::DoTile::kGroupBytes, tma.dout, full, g * 64, m0, h, b);
+}
+
+// One step's LSE and D rows by one warp, 64 + 64 floats: rows past Sq read as 0 (their P is 0
+// whatever LSE says). Every lane arrives on `full` once its stores are done.
+template <int BLOCK_M>
+__device__ __forceinline__ void load_row_stats(const BwdParams& p, float* dst, u32 full, int b,
+                                               int h, int m0, int lane) {
+  const i64 row0 = (static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q + m0;
+#pragma unroll
+  for (int i = lane; i < 2 * BLOCK_M; i += 32) {
+    const int r = i % BLOCK_M;
+    dst[i] = m0 + r < p.seqlen_q ? (i < BLOCK_M ? p.lse : p.dsum)[row0 + r] : 0.f;
+  }
+  mbarrier_arrive(full);
+}
+
+template <class K>
+__global__ void __launch_bounds__(K::kLaunchThreads, K::kCtasPerSm)
+    flash_bwd_dkdv_ws_kernel(const __grid_constant__ BwdParams p,
+                             const __grid_constant__ BwdTmaParams tma) {
+  using T = typename K::T;
+  using QTile = typename K::QTile;
+  using DoTile = typename K::DoTile;
+  constexpr int S = K::kStages, BM = K::kBlockM;
+  extern __shared__ __align__(1024) unsigned char smem[];
+  const u32 sK = (smem_u32(smem) + 1023) & ~1023u; // (BLOCK_N, Dqk)
+  const u32 sV = sK + K::KTile::kBytes;            // (BLOCK_N, Dv)
+  const u32 sQ = sV + K::VTile::kBytes;            // S x (64, Dqk)
+  const u32 sDo = sQ + S * QTile::kBytes;          // S x (64, Dv)
+  const u32 sDs = sDo + S * DoTile::kBytes;        // 2 x (BLOCK_N, 64) dS^T
+  const u32 sDq = sDs + 2 * K::DsTile::kBytes;     // warpgroups x (64, kDqCols) fp32
+  const u32 sStats = sDq + K::kDqBytes;            // S x {LSE, D} x 64 fp32
+  const u32 bars = sStats + S * 2 * BM * 4;        // see BwdWsTraits::kBarrierBytes
+  const u32 kv_full = bars, full = bars + 8, empty = full + 8 * S, dq_full = empty + 8 * S,
+            dq_empty = dq_full + 8 * K::kWarpgroups;
+  constexpr int kDqTileBytes = 64 * K::kDqCols * 4;
+  float* stats = reinterpret_cast<float*>(smem + (sStats - smem_u32(smem)));
+
+  const int tid = threadIdx.x;
+  const BwdBlock<BM, K::kBlockN, K::kCausal> block(p);
+  const int b = block.b, kv_h = block.kv_h, n0 = block.n0, steps = block.steps;
+
+  if (tid == 0) {
+    mbarrier_init(kv_full, 1);
+    for (int slot = 0; slot < S; ++slot) {
+      mbarrier_init(full + 8 * slot, 1 + 32);     // the TMA thread's arrive, one per stats lane
+      mbarrier_init(empty + 8 * slot, K::kWarps); // one arrive per computing warp
+    }
+    for (int wg = 0; wg < K::kWarpgroups; ++wg) {
+      mbarrier_init(dq_full + 8 * wg, 128); // every thread of the warpgroup, once stored
+      mbarrier_init(dq_empty + 8 * wg, 1);  // the reducing thread, once TMA has read it
+    }
+    fence_mbarrier_init();
+  }
+  __syncthreads();
+
+  if (tid < 128) {
+    if (K::kMoveRegisters) setmaxnreg_dec<K::kProducerRegs>();
+    if (steps == 0) return; // nothing waits for K and V
+    auto wait_free = [&](int step) { mbarrier_wait(empty + 8 * (step % S), ((step / S) & 1) ^ 1); };
+    if (tid == 0) {
+      prefetch_tensor_map(tma.q);
+      prefetch_tensor_map(tma.dout);
+      mbarrier_arrive_expect_tx(kv_full, K::KTile::kBytes + K::VTile::kBytes);
+#pragma unroll
+      for (int g = 0; g < K::kDqk / 64; ++g)
+        tma_load_box(sK + g * K::KTile::kGroupBytes, tma.k, kv_full, g * 64, n0, kv_h, b);
+#pragma unroll
+      for (int g = 0; g < K::kDv / 64; ++g)
+        tma_load_box(sV + g * K::VTile::kGroupBytes, tma.v, kv_full, g * 64, n0, kv_h, b);
+      for (int step = 0; step < steps; ++step) {
+        wait_free(step);
+        const int slot = step % S;
+        load_q_do<K>(tma, sQ + slot * QTile::kBytes, sDo + slot * DoTile::kBytes, full + 8 * slot,
+                     block.m0_of(step), block.head_of(p, step), b);
+      }
+    } else if (tid / 32 == 1) {
+      for (int step = 0; step < steps; ++step) {
+        wait_free(step);
+        const int slot = step % S;
+        load_row_stats<BM>(p, stats + slot * 2 * BM, full + 8 * slot, b, block.head_of(p, step),
+                           block.m0_of(step), tid % 32);
+      }
+    } else if (K::kAccumulateDq && tid == 64) {
+      prefetch_tensor_map(tma.dq_accum);
+      for (int step = 0; step < steps; ++step) {
+        const int m0 = block.m0_of(step), bh = b * p.num_heads + block.head_of(p, step);
+        for (int wg = 0; wg < K::kWarpgroups; ++wg) {
+          mbarrier_wait(dq_full + 8 * wg, step & 1);
+#pragma unroll
+          for (int box = 0; box < K::kDqCols / 32; ++box)
+            tma_reduce_add_box(tma.dq_accum, sDq + wg * kDqTileBytes + box * 64 * 128,
+                               wg * K::kDqCols + box * 32, m0, bh);
+          bulk_commit_group();
+          bulk_wait_group_read<0>();
+          mbarrier_arrive(dq_empty + 8 * wg);
+        }
+      }
+      bulk_wait_group<0>(); // the additions land before the CTA's shared memory goes away
+    }
+    return;
+  }
+  if (K::kMoveRegisters) setmaxnreg_inc<K::kComputeRegs>();
+
+  const int ctid = tid - 128, lane = ctid % 32, warp = ctid / 32, wg = warp / 4;
+  BwdWgmmaKeys<K> keys(sK, sV, warp, lane);
+  if (steps > 0) mbarrier_wait(kv_full, 0);
+  for (int step = 0; step < steps; ++step) {
+    const int slot = step % S;
+    mbarrier_wait(full + 8 * slot, (step / S) & 1);
+    const float* lse = stats + slot * 2 * BM;
+    keys.template step<NamedBarrier<1, K::kThreads>>(
+        p, sQ + slot * QTile::kBytes, sDo + slot * DoTile::kBytes, lse, lse + BM,
+        sDs + (step & 1) * K::DsTile::kBytes, n0, block.m0_of(step), block.diag,
+        [&] {
+          if (lane == 0) mbarrier_arrive(empty + 8 * slot);
+        },
+        [&](const float(&dq)[K::kDqCols / 8][4]) {
+          mbarrier_wait(dq_empty + 8 * wg, (step & 1) ^ 1); // last step's dQ has been read
+          keys.store_dq(sDq + wg * kDqTileBytes, dq);
+          fence_proxy_async(); // visible to the TMA reduce
+          mbarrier_arrive(dq_full + 8 * wg);
+        });
+  }
+  if (p.kv_splits == 1)
+    store_dkdv<T>(p, keys.dk, keys.dv, b, kv_h, n0 + keys.key0, lane);
+  else
+    store_dkdv_partial(p, keys.dk, keys.dv, block.split, b, kv_h, n0 + keys.key0, lane);
+}
+
+} // namespace attnjit

@@ -1,0 +1,49 @@
+// Compile-time shape of the warp-specialized Hopper backward: the wgmma dK/dV kernel's tiles,
+// computed by BLOCK_N / 64 warpgroups, plus one more warpgroup that moves data (TMA loads of K,
+// V, Q and dO; the row statistics; TMA reduce-adds of dQ) and hands most of its registers to
+// the others.
+#pragma once
+
+#include <attnjit/bwd_wgmma_traits.cuh>
+
+namespace attnjit {
+
+template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, int BLOCK_N, bool CAUSAL, bool DETERMINISTIC>
+struct BwdWsTraits : BwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_N, CAUSAL, DETERMINISTIC> {
+  using Base = BwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_N, CAUSAL, DETERMINISTIC>;
+  // Base::kThreads (the computing warpgroups) is what the named barrier counts.
+  static constexpr int kLaunchThreads = Base::kThreads + 128;
+  static constexpr int kStages = 2; // slots of Q, dO and row statistics
+
+  // dS^T takes two buffers (step parity), so one barrier per step is enough: a step's dS^T
+  // goes to the buffer whose readers (dQ two steps back) all passed the previous barrier.
+  // Each warpgroup's dQ (64 rows, kDqCols fp32) waits in shared memory for its reduce-add.
+  // Then the barriers: K/V full, per slot Q/dO full and empty, per warpgroup dQ full and empty.
+  static constexpr int kDqBytes = Base::kAccumulateDq ? 64 * Base::kDqk * 4 : 0;
+  static constexpr int kBarrierBytes = (1 + 2 * kStages + 2 * Base::kWarpgroups) * 8;
+  static constexpr int kSmemBytes =
+      1024 + Base::KTile::kBytes + Base::VTile::kBytes +
+      kStages * (Base::QTile::kBytes + Base::DoTile::kBytes) + 2 * Base::DsTile::kBytes + kDqBytes +
+      kStages * 2 * Base::kBlockM * 4 + (kBarrierBytes + 127) / 128 * 128;
+
+  // As FwdWsTraits: two CTAs per SM when one computing warpgroup leaves room for a second CTA's
+  // tiles (227 KB per SM, 1 KB of it reserved per CTA); the loader keeps 24 registers, the
+  // computing warpgroups share the rest, at most 240 each.
+  static constexpr int kCtasPerSm =
+      Base::kWarpgroups == 1 && 2 * (kSmemBytes + 1024) <= 233472 ? 2 : 1;
+  static constexpr int kProducerRegs = 24;
+  static constexpr int kEntryRegs = 65536 / kCtasPerSm / kLaunchThreads / 8 * 8 > 255
+                                        ? 255
+                                        : 65536 / kCtasPerSm / kLaunchThreads / 8 * 8;
+  static constexpr int kComputeRegsFit =
+      (65536 / kCtasPerSm - 128 * kProducerRegs) / Base::kThreads / 8 * 8;
+  static constexpr int kComputeRegs = kComputeRegsFit > 240 ? 240 : kComputeRegsFit;
+  static constexpr bool kMoveRegisters = kEntryRegs < kComputeRegs;
+
+  static_assert(Base::kWarpgroups >= 1 && Base::kWarpgroups <= 3,
+                "one to three computing warpgroups");
+  static_assert(BLOCK_N <= 256, "a TMA box spans at most 256 rows");
+  static_assert(Base::kDqCols % 32 == 0, "dQ leaves in boxes of 32 fp32 columns");
+};
+
+} // namespace attnjit

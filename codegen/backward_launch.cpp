@@ -24,12 +24,12 @@ int64_t padded_to_4(int64_t n) {
 // partials are then summed. The split is chosen by simulating the launch: CTAs in blockIdx order
 // go to the first free slot, each taking (query heads per CTA) x (its query blocks) steps plus
 // one for loading K/V and writing; the split with the shortest makespan wins, and a split within
-// 3% of it that is smaller wins instead (fewer partials to write and sum).
+// 3% of it that is smaller wins instead (fewer partials to write and sum). Slots per SM: 8
+// computing warps fill one (about 255 registers per thread, or 240 plus a loading warpgroup).
 // The first rule, "at least two CTAs per SM", gave MQA H=40 S=2048 d128 20 splits: 320 CTAs on
 // 132 SMs, three waves of which the last is 40% full (195 TFLOP/s; 8 splits fill one wave: 234).
 // Causal key blocks differ in work, which a wave count misses: one wave of 8 splits ran 20% slower
-// than 20 splits there, and the simulation sees it. Slots: about 255 registers per thread, so a
-// CTA of 8 warps fits once per SM.
+// than 20 splits there, and the simulation sees it.
 int kv_splits_for(const AttentionProblem& problem, const TileConfig& config, int num_m_blocks,
                   int num_n_blocks, int sm_count) {
   const auto& s = problem.spec;
@@ -37,7 +37,7 @@ int kv_splits_for(const AttentionProblem& problem, const TileConfig& config, int
   const int heads_per_kv = s.num_heads / s.num_kv_heads;
   if (heads_per_kv == 1 || num_n_blocks == 0) return 1;
   const int64_t groups = int64_t(sh.batch) * s.num_kv_heads;
-  const int slots = std::max(1, sm_count) * std::max(1, 8 / std::max(1, config.num_warps));
+  const int slots = std::max(1, sm_count) * std::max(1, 8 / std::max(1, computing_warps(config)));
   const int64_t diag = sh.seqlen_k - sh.seqlen_q;
   auto query_blocks = [&](int n_block) -> int64_t { // as flash_bwd_dkdv_kernel walks them
     if (s.mask != Mask::causal) return num_m_blocks;

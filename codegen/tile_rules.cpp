@@ -345,11 +345,15 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
   if (spec.pass == Pass::forward)
     for (const TileConfig& k : {hopper_ws, hopper})
       if (why_not(spec, k, limits).empty()) return k;
-  // The wgmma backward: two warpgroups (128 keys) where dQ splits into their 64-column slices
-  // (d128: 346 vs 245 TFLOP/s non-causal, 315 vs 216 causal), else one (d64: 213 vs 202).
+  // The wgmma backward: two computing warpgroups (128 keys) where dQ splits into their 64-column
+  // slices, else one. Warp-specialized first (a TMA loader warpgroup, dQ reduce-added by TMA;
+  // docs/PERF.md, session 5: d128 417 vs 351 TFLOP/s, causal 359 vs 310, d64 283 vs 209), then
+  // the all-loading kernel (d128: 346 vs mma.sync's 245; d64: 213 vs 202).
   if (spec.pass == Pass::backward)
     for (const TileConfig& k :
-         {TileConfig{64, 128, 8, 2, false, true}, TileConfig{64, 64, 4, 2, false, true}})
+         {TileConfig{64, 128, 12, 2, false, true, true},
+          TileConfig{64, 64, 8, 2, false, true, true}, TileConfig{64, 128, 8, 2, false, true},
+          TileConfig{64, 64, 4, 2, false, true}})
       if (why_not(spec, k, limits).empty()) return k;
   if (uses_wide_forward(spec))
     c = TileConfig{64, 64, 8, 2, false};

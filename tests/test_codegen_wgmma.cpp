@@ -134,8 +134,8 @@ TEST_SUITE("codegen.wgmma") {
         CHECK_FALSE(codegen::default_config(spec, codegen::arch_limits("sm_90")).wgmma);
       }
     CHECK_FALSE(codegen::default_config(forward_spec(96, 96), h100).wgmma);
-    // Backward: two warpgroups where dQ splits into 64-column slices, else one; MLA 192/128
-    // (too many registers) and sm_80 keep mma.sync.
+    // Backward: two computing warpgroups where dQ splits into 64-column slices, else one, behind
+    // a loading warpgroup; MLA 192/128 (too many registers) and sm_80 keep mma.sync.
     const struct {
       int dqk, dv;
       bool wgmma;
@@ -147,6 +147,7 @@ TEST_SUITE("codegen.wgmma") {
       INFO(to_string(backward));
       const TileConfig c = codegen::default_config(backward, h100);
       CHECK(c.wgmma == wgmma);
+      CHECK(c.warp_specialized == wgmma);
       CHECK(c.block_n == block_n);
       CHECK_FALSE(codegen::default_config(backward, codegen::arch_limits("sm_80")).wgmma);
     }

@@ -19,6 +19,27 @@ int64_t padded_to_4(int64_t n) {
   return (n + 3) / 4 * 4;
 }
 
+// Causal: how many (split, batch, KV head) groups walk their key blocks heaviest first together.
+// With one chunk of every group the CTAs running at once read the Q and dO rows, and add to the
+// fp32 dQ rows, of every head: at B=1 S=2048 H=128 d128 (256 MiB of rows) that thrashed L2 and
+// the causal backward took as long as the non-causal one (200 TFLOP/s). Measured on the H100
+// (docs/PERF.md, session 5) with chunks of 16, 32 and 64 MiB of rows: 64 gave H=128 289 and
+// GQA 32/8 S=4096 378 (all-in-one: 366); 16 cost d64 B=2 H=12 12% and H=40 S=2048 lost 4% at
+// every size, so a grid of up to 1.5 chunks stays one chunk.
+constexpr int64_t kCausalChunkBytes = int64_t(64) << 20;
+
+int64_t causal_chunk_for(const AttentionProblem& problem, int kv_splits) {
+  const auto& s = problem.spec;
+  const auto& sh = problem.shape;
+  const int64_t groups = int64_t(sh.batch) * s.num_kv_heads * kv_splits;
+  const int64_t heads = s.num_heads / s.num_kv_heads / kv_splits;
+  const int64_t per_head = sh.seqlen_q * ((s.head_dim_qk + s.head_dim_v) * 2 +
+                                          (s.deterministic ? 0 : s.head_dim_qk * 4));
+  const int64_t per_group = std::max<int64_t>(1, heads * per_head);
+  if (groups * per_group * 2 <= kCausalChunkBytes * 3) return std::max<int64_t>(1, groups);
+  return std::clamp<int64_t>(kCausalChunkBytes / per_group, 1, std::max<int64_t>(1, groups));
+}
+
 // With few KV heads one CTA per (key block, KV head) leaves most SMs idle (MQA at S=4096 has 32
 // CTAs for 132 SMs), so the group's query heads are split over more CTAs, whose fp32 dK/dV
 // partials are then summed. The split is chosen by simulating the launch: CTAs in blockIdx order
@@ -56,12 +77,14 @@ int kv_splits_for(const AttentionProblem& problem, const TileConfig& config, int
       free_at.push(t);
       end = std::max(end, t);
     };
-    // In flash_bwd_dkdv_kernel's blockIdx order: key blocks slowest when causal.
-    if (s.mask == Mask::causal)
-      for (int n = 0; n < num_n_blocks; ++n)
-        for (int64_t g = 0; g < groups * split; ++g)
-          run_cta(n);
-    else
+    // In flash_bwd_dkdv_kernel's blockIdx order: key blocks slowest within a chunk when causal.
+    if (s.mask == Mask::causal) {
+      const int64_t chunk = causal_chunk_for(problem, split);
+      for (int64_t first = 0; first < groups * split; first += chunk)
+        for (int n = 0; n < num_n_blocks; ++n)
+          for (int64_t g = first; g < std::min(groups * split, first + chunk); ++g)
+            run_cta(n);
+    } else
       for (int64_t g = 0; g < groups * split; ++g)
         for (int n = 0; n < num_n_blocks; ++n)
           run_cta(n);
@@ -94,6 +117,7 @@ BackwardLayout backward_layout(const AttentionProblem& problem, const TileConfig
   m.num_n_blocks = grid_blocks(sh.seqlen_k, config.block_n, sh.batch * s.num_kv_heads, problem);
   grid_blocks(sh.seqlen_q, 128, sh.batch * s.num_heads, problem); // the D pre-pass
   m.kv_splits = kv_splits_for(problem, config, m.num_m_blocks, m.num_n_blocks, sm_count);
+  m.causal_chunk = int(causal_chunk_for(problem, m.kv_splits));
   m.dkv_partial_floats = m.kv_splits == 1 ? 0
                                           : m.kv_splits * sh.batch * s.num_kv_heads * sh.seqlen_k *
                                                 (s.head_dim_qk + s.head_dim_v);
@@ -141,6 +165,7 @@ BwdParams backward_params(const AttentionProblem& problem, const BackwardLayout&
   p.seqlen_k = int(sh.seqlen_k);
   p.num_m_blocks = m.num_m_blocks;
   p.num_n_blocks = m.num_n_blocks;
+  p.causal_chunk = m.causal_chunk;
   p.softmax_scale = effective_softmax_scale(problem);
   p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
   return p;

@@ -19,6 +19,8 @@ struct BackwardLayout {
   int num_m_blocks = 0, num_n_blocks = 0; // of the dK/dV kernel
   // Query heads of a GQA/MQA group split over this many CTAs per key block (see .cpp).
   int kv_splits = 1;
+  // Causal: (split, batch, KV head) groups walked together, heaviest key blocks first (see .cpp).
+  int causal_chunk = 1;
   // The workspace, in fp32 words, in this order: D, the dQ accumulator, the dK/dV partials.
   int64_t dsum_floats = 0, dq_accum_floats = 0, dkv_partial_floats = 0;
   int dq_smem = 0; // dynamic shared memory of the deterministic dQ kernel; 0 otherwise

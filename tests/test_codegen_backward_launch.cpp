@@ -62,6 +62,29 @@ TEST_SUITE("codegen.backward_launch") {
           1);
   }
 
+  TEST_CASE("causal: groups walk their key blocks in chunks that keep Q, dO and dQ in L2") {
+    // B=1 S=2048 H=128 d128: 2 MiB of Q, dO and fp32 dQ rows per head; 64 MiB take 32 heads.
+    AttentionProblem causal = backward(128, 128, 2048);
+    causal.spec.mask = Mask::causal;
+    const TileConfig config{64, 128, 12, 2, false, true, true};
+    CHECK(codegen::backward_layout(causal, config, 132).causal_chunk == 32);
+    // Deterministic: no dQ accumulator, so 1 MiB per head.
+    causal.spec.deterministic = true;
+    CHECK(codegen::backward_layout(causal, config, 132).causal_chunk == 64);
+    // Up to 1.5 chunks of rows (H=40: 80 MiB) stay one chunk of every group.
+    AttentionProblem h40 = backward(40, 40, 2048);
+    h40.spec.mask = Mask::causal;
+    CHECK(codegen::backward_layout(h40, config, 132).causal_chunk == 40);
+    AttentionProblem small = backward(8, 8, 1000);
+    small.spec.mask = Mask::causal;
+    CHECK(codegen::backward_layout(small, config, 132).causal_chunk == 8);
+    // GQA 32/8 at S=4096, 4 MiB per head: whatever split the launch takes, a chunk holds 64 MiB.
+    AttentionProblem gqa = backward(32, 8, 4096);
+    gqa.spec.mask = Mask::causal;
+    const codegen::BackwardLayout l = codegen::backward_layout(gqa, config, 132);
+    CHECK(l.causal_chunk * (4 / l.kv_splits) == 16);
+  }
+
   TEST_CASE("deterministic: no dQ accumulator; the dQ kernel's shared memory") {
     AttentionProblem p = backward(8, 8, 1000);
     p.spec.deterministic = true;

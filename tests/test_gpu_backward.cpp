@@ -474,6 +474,10 @@ TEST_SUITE("gpu.backward") {
                      std::nullopt, DoutLayout::contiguous, 256, 128});
     cases.push_back({make_problem(DType::fp16, 64, Mask::none, {3, 777, 1025}, 4, 4), std::nullopt,
                      DoutLayout::contiguous, 256, 128});
+    // Causal, 45 (batch, head) groups walked in chunks of 21 (3 MiB of Q, dO and dQ rows each):
+    // the last chunk holds three groups.
+    cases.push_back({make_problem(DType::bf16, 128, Mask::causal, {3, 3000, 3000}, 15, 15),
+                     std::nullopt, DoutLayout::contiguous, 256, 128});
     run_cases(cases);
   }
 

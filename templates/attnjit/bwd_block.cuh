@@ -20,13 +20,21 @@ template <int BLOCK_M, int BLOCK_N, bool CAUSAL> struct BwdBlock {
   const unsigned short* v;
 
   __device__ __forceinline__ explicit BwdBlock(const BwdParams& p) {
-    // Causal: a key block's work falls with its index (fewer query blocks see it), so the key
-    // block is the slowest-varying index and the heaviest CTAs of every head start first
-    // (longest job first keeps the last wave short). Non-causal: key blocks of one head run
-    // side by side and share its Q and dO in L2.
+    // Causal: a key block's work falls with its index (fewer query blocks see it), so within a
+    // chunk of causal_chunk groups the key block is the slowest-varying index and the heaviest
+    // CTAs start first (longest job first keeps the last wave short). The chunk keeps the Q,
+    // dO and dQ rows the running CTAs share within L2; one chunk of every group thrashed it at
+    // 128 heads. Non-causal: key blocks of one head run side by side and share its Q and dO.
     const int groups = gridDim.x / p.num_n_blocks; // (split, batch, KV head) triples
-    const int n_block = CAUSAL ? blockIdx.x / groups : blockIdx.x % p.num_n_blocks;
-    const int rest = CAUSAL ? blockIdx.x % groups : blockIdx.x / p.num_n_blocks;
+    int n_block, rest;
+    if (CAUSAL) {
+      const int per_chunk = p.causal_chunk * p.num_n_blocks, chunk = blockIdx.x / per_chunk;
+      const int first = chunk * p.causal_chunk, in_chunk = min(p.causal_chunk, groups - first);
+      const int r = blockIdx.x - chunk * per_chunk;
+      n_block = r / in_chunk, rest = first + r % in_chunk;
+    } else {
+      n_block = blockIdx.x % p.num_n_blocks, rest = blockIdx.x / p.num_n_blocks;
+    }
     split = rest % p.kv_splits;
     const int bkv = rest / p.kv_splits;
     b = bkv / p.num_kv_heads, kv_h = bkv % p.num_kv_heads;

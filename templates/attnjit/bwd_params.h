@@ -43,6 +43,9 @@ struct BwdParams {
   int seqlen_k;
   int num_m_blocks; // ceil(seqlen_q / BLOCK_M) of the main kernel
   int num_n_blocks; // ceil(seqlen_k / BLOCK_N); main grid.x = num_n_blocks * B * KV * kv_splits
+  // Causal: (split, batch, KV head) groups whose key blocks are walked heaviest first together
+  // (BwdBlock); at least the number of groups means all of them.
+  int causal_chunk;
 
   float softmax_scale;
   float softmax_scale_log2;

@@ -12,6 +12,12 @@
 
 namespace attnjit::codegen {
 
+static const char* error_name(CUresult result) {
+  const char* name = nullptr;
+  runtime::driver().cuGetErrorName(result, &name);
+  return name ? name : "unknown error";
+}
+
 static_assert(sizeof(CUtensorMap) == sizeof(TmaTensor::map) && alignof(TmaTensor) >= 64,
               "TmaTensor must hold a CUtensorMap");
 
@@ -64,15 +70,12 @@ static TmaTensor encode(const char* name, const TensorView& view, int64_t batch,
       const_cast<void*>(view.data), dims.data(), strides.data(), box.data(), element_strides.data(),
       CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
       CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (result != CUDA_SUCCESS) {
-    const char* error = nullptr;
-    runtime::driver().cuGetErrorName(result, &error);
+  if (result != CUDA_SUCCESS)
     throw Error(ErrorKind::invalid_argument,
                 fmt::format("{}: cuTensorMapEncodeTiled refused the view (data {}, strides "
                             "batch/seq/head {}/{}/{} elements, box 64 x {}): {}",
                             name, view.data, view.batch_stride, view.seq_stride, view.head_stride,
-                            box_rows, error ? error : "unknown error"));
-  }
+                            box_rows, error_name(result)));
   std::memcpy(t.map, &map, sizeof map);
   return t;
 }
@@ -107,15 +110,11 @@ static TmaTensor encode_dq_accum(float* data, int64_t planes, int64_t seqlen, in
       &map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, data, dims.data(), strides.data(), box.data(),
       element_strides.data(), CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (result != CUDA_SUCCESS) {
-    const char* error = nullptr;
-    runtime::driver().cuGetErrorName(result, &error);
+  if (result != CUDA_SUCCESS)
     throw Error(ErrorKind::internal,
                 fmt::format("dQ accumulator: cuTensorMapEncodeTiled refused (data {}, {} x {} x "
                             "{} fp32): {}",
-                            static_cast<void*>(data), planes, seqlen, dim,
-                            error ? error : "unknown error"));
-  }
+                            static_cast<void*>(data), planes, seqlen, dim, error_name(result)));
   TmaTensor t{};
   std::memcpy(t.map, &map, sizeof map);
   t.seq_dim = 1, t.head_dim = 2;

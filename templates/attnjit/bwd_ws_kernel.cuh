@@ -23,12 +23,8 @@ template <class K>
 __device__ __forceinline__ void load_q_do(const BwdTmaParams& tma, u32 sQ_i, u32 sDo_i, u32 full,
                                           int m0, int h, int b) {
   mbarrier_arrive_expect_tx(full, K::QTile::kBytes + K::DoTile::kBytes);
-#pragma unroll
-  for (int g = 0; g < K::kDqk / 64; ++g)
-    tma_load_box(sQ_i + g * K::QTile::kGroupBytes, tma.q, full, g * 64, m0, h, b);
-#pragma unroll
-  for (int g = 0; g < K::kDv / 64; ++g)
-    tma_load_box(sDo_i + g * K::DoTile::kGroupBytes, tma.dout, full, g * 64, m0, h, b);
+  tma_load_tile<typename K::QTile, K::kDqk>(sQ_i, tma.q, full, m0, h, b);
+  tma_load_tile<typename K::DoTile, K::kDv>(sDo_i, tma.dout, full, m0, h, b);
 }
 
 // One step's LSE and D rows by one warp, 64 + 64 floats: rows past Sq read as 0 (their P is 0
@@ -46,7 +42,7 @@ __device__ __forceinline__ void load_row_stats(const BwdParams& p, float* dst, u
 }
 
 template <class K>
-__global__ void __launch_bounds__(K::kLaunchThreads, K::kCtasPerSm)
+__global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     flash_bwd_dkdv_ws_kernel(const __grid_constant__ BwdParams p,
                              const __grid_constant__ BwdTmaParams tma) {
   using T = typename K::T;
@@ -86,19 +82,15 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::kCtasPerSm)
   __syncthreads();
 
   if (tid < 128) {
-    if (K::kMoveRegisters) setmaxnreg_dec<K::kProducerRegs>();
+    K::Registers::give();
     if (steps == 0) return; // nothing waits for K and V
     auto wait_free = [&](int step) { mbarrier_wait(empty + 8 * (step % S), ((step / S) & 1) ^ 1); };
     if (tid == 0) {
       prefetch_tensor_map(tma.q);
       prefetch_tensor_map(tma.dout);
       mbarrier_arrive_expect_tx(kv_full, K::KTile::kBytes + K::VTile::kBytes);
-#pragma unroll
-      for (int g = 0; g < K::kDqk / 64; ++g)
-        tma_load_box(sK + g * K::KTile::kGroupBytes, tma.k, kv_full, g * 64, n0, kv_h, b);
-#pragma unroll
-      for (int g = 0; g < K::kDv / 64; ++g)
-        tma_load_box(sV + g * K::VTile::kGroupBytes, tma.v, kv_full, g * 64, n0, kv_h, b);
+      tma_load_tile<typename K::KTile, K::kDqk>(sK, tma.k, kv_full, n0, kv_h, b);
+      tma_load_tile<typename K::VTile, K::kDv>(sV, tma.v, kv_full, n0, kv_h, b);
       for (int step = 0; step < steps; ++step) {
         wait_free(step);
         const int slot = step % S;
@@ -131,7 +123,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::kCtasPerSm)
     }
     return;
   }
-  if (K::kMoveRegisters) setmaxnreg_inc<K::kComputeRegs>();
+  K::Registers::take();
 
   const int ctid = tid - 128, lane = ctid % 32, warp = ctid / 32, wg = warp / 4;
   BwdWgmmaKeys<K> keys(sK, sV, warp, lane);

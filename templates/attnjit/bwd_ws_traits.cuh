@@ -5,6 +5,7 @@
 #pragma once
 
 #include <attnjit/bwd_wgmma_traits.cuh>
+#include <attnjit/tma.cuh>
 
 namespace attnjit {
 
@@ -26,19 +27,7 @@ struct BwdWsTraits : BwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_N, CAUSAL
       kStages * (Base::QTile::kBytes + Base::DoTile::kBytes) + 2 * Base::DsTile::kBytes + kDqBytes +
       kStages * 2 * Base::kBlockM * 4 + (kBarrierBytes + 127) / 128 * 128;
 
-  // As FwdWsTraits: two CTAs per SM when one computing warpgroup leaves room for a second CTA's
-  // tiles (227 KB per SM, 1 KB of it reserved per CTA); the loader keeps 24 registers, the
-  // computing warpgroups share the rest, at most 240 each.
-  static constexpr int kCtasPerSm =
-      Base::kWarpgroups == 1 && 2 * (kSmemBytes + 1024) <= 233472 ? 2 : 1;
-  static constexpr int kProducerRegs = 24;
-  static constexpr int kEntryRegs = 65536 / kCtasPerSm / kLaunchThreads / 8 * 8 > 255
-                                        ? 255
-                                        : 65536 / kCtasPerSm / kLaunchThreads / 8 * 8;
-  static constexpr int kComputeRegsFit =
-      (65536 / kCtasPerSm - 128 * kProducerRegs) / Base::kThreads / 8 * 8;
-  static constexpr int kComputeRegs = kComputeRegsFit > 240 ? 240 : kComputeRegsFit;
-  static constexpr bool kMoveRegisters = kEntryRegs < kComputeRegs;
+  using Registers = WsRegisters<Base::kThreads, kSmemBytes>;
 
   static_assert(Base::kWarpgroups >= 1 && Base::kWarpgroups <= 3,
                 "one to three computing warpgroups");

@@ -23,10 +23,7 @@ __device__ __forceinline__ void load_slot(u32 ring, const TmaTensor& t, u32 full
                                           int slot, u32 free_parity, int row, int kv_h, int b) {
   mbarrier_wait(empty + 8 * slot, free_parity);
   mbarrier_arrive_expect_tx(full + 8 * slot, Tile::kBytes);
-#pragma unroll
-  for (int g = 0; g < COLS / 64; ++g)
-    tma_load_box(ring + slot * Tile::kBytes + g * Tile::kGroupBytes, t, full + 8 * slot, g * 64,
-                 row, kv_h, b);
+  tma_load_tile<Tile, COLS>(ring + slot * Tile::kBytes, t, full + 8 * slot, row, kv_h, b);
 }
 
 // The loader: Q once, then K_n and V_n for every key block, each into slot n % STAGES once the
@@ -38,9 +35,7 @@ __device__ __forceinline__ void load_tiles(const FwdTmaParams& tma, u32 sQ, u32 
   const u32 q_full = bars, k_full = bars + 8, v_full = k_full + 8 * S, k_empty = v_full + 8 * S,
             v_empty = k_empty + 8 * S;
   mbarrier_arrive_expect_tx(q_full, K::QTile::kBytes);
-#pragma unroll
-  for (int g = 0; g < K::kDqk / 64; ++g)
-    tma_load_box(sQ + g * K::QTile::kGroupBytes, tma.q, q_full, g * 64, m0, h, b);
+  tma_load_tile<typename K::QTile, K::kDqk>(sQ, tma.q, q_full, m0, h, b);
   for (int n = 0; n < n_blocks; ++n) {
     const int slot = n % S;
     const u32 free_parity = ((n / S) & 1) ^ 1;
@@ -52,7 +47,7 @@ __device__ __forceinline__ void load_tiles(const FwdTmaParams& tma, u32 sQ, u32 
 }
 
 template <class K>
-__global__ void __launch_bounds__(K::kLaunchThreads, K::kCtasPerSm)
+__global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     flash_fwd_ws_kernel(const __grid_constant__ FwdParams p,
                         const __grid_constant__ FwdTmaParams tma) {
   constexpr int S = K::kStages;
@@ -81,7 +76,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::kCtasPerSm)
   __syncthreads();
 
   if (tid < 128) {
-    if (K::kMoveRegisters) setmaxnreg_dec<K::kProducerRegs>();
+    K::Registers::give();
     if (tid == 0) {
       prefetch_tensor_map(tma.q);
       if (n_blocks > 0) { // with no key (seqlen_k = 0) the K and V maps are left empty
@@ -92,7 +87,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::kCtasPerSm)
     }
     return;
   }
-  if (K::kMoveRegisters) setmaxnreg_inc<K::kComputeRegs>();
+  K::Registers::take();
 
   const int ctid = tid - 128, lane = ctid % 32, warp = ctid / 32;
   FwdWgmmaRows<K> rows(sQ, sK, sV, warp, lane);

@@ -86,6 +86,15 @@ template <int N> __device__ __forceinline__ void bulk_wait_group() {
   asm volatile("cp.async.bulk.wait_group %0;" ::"n"(N) : "memory");
 }
 
+// One (rows, COLS) tile as Tile's 64-column groups, each a box starting at `row`.
+template <class Tile, int COLS>
+__device__ __forceinline__ void tma_load_tile(u32 dst, const TmaTensor& t, u32 bar, int row,
+                                              int head, int batch) {
+#pragma unroll
+  for (int g = 0; g < COLS / 64; ++g)
+    tma_load_box(dst + g * Tile::kGroupBytes, t, bar, g * 64, row, head, batch);
+}
+
 // Hands registers between warpgroups: every warp of a warpgroup executes the same one. The
 // loading warpgroup gives up what the computing ones take.
 template <int REGS> __device__ __forceinline__ void setmaxnreg_dec() {
@@ -94,5 +103,31 @@ template <int REGS> __device__ __forceinline__ void setmaxnreg_dec() {
 template <int REGS> __device__ __forceinline__ void setmaxnreg_inc() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(REGS));
 }
+
+// How a warp-specialized kernel of COMPUTE_THREADS computing threads plus one loading warpgroup
+// shares registers. Two CTAs per SM when a single computing warpgroup leaves room for a second
+// CTA's SMEM_BYTES (227 KB per SM, 1 KB of it reserved per CTA). Registers at entry come from
+// __launch_bounds__; then the loader keeps 24 and the computing warpgroups share the rest, at
+// most 240 each (setmaxnreg takes multiples of 8 from 24 to 256).
+template <int COMPUTE_THREADS, int SMEM_BYTES> struct WsRegisters {
+  static constexpr int kCtasPerSm =
+      COMPUTE_THREADS == 128 && 2 * (SMEM_BYTES + 1024) <= 233472 ? 2 : 1;
+  static constexpr int kProducerRegs = 24;
+  static constexpr int kEntryRegs = 65536 / kCtasPerSm / (COMPUTE_THREADS + 128) / 8 * 8 > 255
+                                        ? 255
+                                        : 65536 / kCtasPerSm / (COMPUTE_THREADS + 128) / 8 * 8;
+  static constexpr int kComputeRegsFit =
+      (65536 / kCtasPerSm - 128 * kProducerRegs) / COMPUTE_THREADS / 8 * 8;
+  static constexpr int kComputeRegs = kComputeRegsFit > 240 ? 240 : kComputeRegsFit;
+  static constexpr bool kMoveRegisters = kEntryRegs < kComputeRegs;
+
+  // The loading warpgroup's side and the computing warpgroups' side of the hand-off.
+  static __device__ __forceinline__ void give() {
+    if (kMoveRegisters) setmaxnreg_dec<kProducerRegs>();
+  }
+  static __device__ __forceinline__ void take() {
+    if (kMoveRegisters) setmaxnreg_inc<kComputeRegs>();
+  }
+};
 
 } // namespace attnjit

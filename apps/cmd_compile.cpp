@@ -13,8 +13,13 @@ using namespace llvm;
 namespace attnjit::apps {
 namespace {
 
-cl::SubCommand Compile("compile", "Compile the forward kernel with NVRTC and show its resources");
+cl::SubCommand
+    Compile("compile",
+            "Compile the forward (or backward) kernel with NVRTC and show its resources");
 ProblemOptions Problem(Compile);
+cl::opt<Pass> PassFlag =
+    pass_flag(Compile, "Which pass to compile (default fwd)", "the forward kernel",
+              "the backward's program; resources are the dK/dV kernel's");
 cl::opt<std::string> Arch("arch",
                           cl::desc("NVRTC target, e.g. sm_80, sm_90a (default: GPU 0's, "
                                    "or sm_90a without a GPU)"),
@@ -37,7 +42,9 @@ codegen::ArchLimits target_limits() {
 }
 
 int run_compile() {
-  const AttentionProblem problem = Problem.problem();
+  AttentionProblem problem = Problem.problem();
+  problem.spec.pass = PassFlag;
+  validate(problem); // the backward has limits of its own
   const codegen::ArchLimits limits = target_limits();
   const TileConfig config = Problem.config(problem.spec, limits);
   print_build_summary(problem, config, build_kernel(problem, config, limits.arch, DumpDir));

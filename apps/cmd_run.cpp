@@ -42,12 +42,9 @@ template <class Plan> void print_cache_use(const Plan& plan) {
 cl::SubCommand Run("run", "Run the forward (or backward) kernel: check it against a reference, "
                           "then time it");
 ProblemOptions Problem(Run);
-cl::opt<Pass> PassFlag("pass", cl::desc("Which pass to check and time (default fwd)"),
-                       cl::values(clEnumValN(Pass::forward, "fwd", "the forward: O and LSE"),
-                                  clEnumValN(Pass::backward, "bwd",
-                                             "the backward: dQ, dK and dV (after a forward run "
-                                             "for O and LSE)")),
-                       cl::init(Pass::forward), cl::sub(Run), cl::cat(category()));
+cl::opt<Pass> PassFlag =
+    pass_flag(Run, "Which pass to check and time (default fwd)", "the forward: O and LSE",
+              "the backward: dQ, dK and dV (after a forward run for O and LSE)");
 cl::opt<int> Device("device", cl::desc("GPU ordinal"), cl::init(0), cl::sub(Run),
                     cl::cat(category()));
 cl::opt<uint64_t> Seed("seed", cl::desc("Seed of the random inputs (default: a fresh one)"),

@@ -32,13 +32,10 @@ ProblemOptions Problem(Tune);
 template <class T, class... Mods> auto flag(StringRef name, const char* help, Mods&&... mods) {
   return cl::opt<T>(name, cl::desc(help), cl::sub(Tune), cl::cat(category()), mods...);
 }
-cl::opt<Pass> PassFlag(
-    "pass", cl::desc("Which pass of the one problem to tune (default fwd)"),
-    cl::values(clEnumValN(Pass::forward, "fwd", "the forward kernel"),
-               clEnumValN(Pass::backward, "bwd",
-                          "the backward: every launch of BackwardPlan::run is timed; dQ, dK and "
-                          "dV are checked")),
-    cl::init(Pass::forward), cl::sub(Tune), cl::cat(category()));
+cl::opt<Pass> PassFlag =
+    pass_flag(Tune, "Which pass of the one problem to tune (default fwd)", "the forward kernel",
+              "the backward: every launch of BackwardPlan::run is timed; dQ, "
+              "dK and dV are checked");
 cl::opt<std::string> Db =
     flag<std::string>("db", "Database to write (default: the user cache, $ATTNJIT_CACHE_DB or "
                             "~/.cache/attnjit/cache.db)");

@@ -21,6 +21,18 @@ namespace attnjit::apps {
 llvm::cl::OptionCategory& problem_category();
 llvm::cl::OptionCategory& tile_category();
 
+// --pass=fwd|bwd of subcommand `sub` (default fwd); `forward` and `backward` say what each
+// means there. Returned as a prvalue, so a subcommand declares it as a global:
+//   llvm::cl::opt<Pass> PassFlag = pass_flag(Gen, "...", "...", "...");
+inline llvm::cl::opt<Pass> pass_flag(llvm::cl::SubCommand& sub, const char* help,
+                                     const char* forward, const char* backward) {
+  return llvm::cl::opt<Pass>("pass", llvm::cl::desc(help),
+                             llvm::cl::values(clEnumValN(Pass::forward, "fwd", forward),
+                                              clEnumValN(Pass::backward, "bwd", backward)),
+                             llvm::cl::init(Pass::forward), llvm::cl::sub(sub),
+                             llvm::cl::cat(category()));
+}
+
 class ProblemOptions {
 public:
   explicit ProblemOptions(llvm::cl::SubCommand& sub) : sub_(sub) {}
@@ -93,10 +105,9 @@ private:
       "wgmma",
       desc("Hopper warpgroup MMA path (sm_90a only); alone, the kernel whose warpgroups all load"),
       in_sub, in_tile};
-  opt<bool> warp_specialized_{
-      "warp-specialized",
-      desc("With --wgmma: one extra warpgroup only loads, with TMA"), in_sub,
-      in_tile};
+  opt<bool> warp_specialized_{"warp-specialized",
+                              desc("With --wgmma: one extra warpgroup only loads, with TMA"),
+                              in_sub, in_tile};
 };
 
 } // namespace attnjit::apps

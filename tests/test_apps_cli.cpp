@@ -97,6 +97,29 @@ TEST_SUITE("apps.cli") {
     CHECK(contains(r.output, expected.name_expression));
   }
 
+  TEST_CASE("gen and compile --pass=bwd: the backward's program, warp-specialized on sm_90a") {
+    using namespace attnjit;
+    KernelSpec spec;
+    spec.pass = Pass::backward;
+    spec.num_kv_heads = 8;
+    const auto expected = codegen::generate_backward(
+        spec, codegen::default_config(spec, codegen::arch_limits("sm_90a")));
+    const CliResult r = run_cli("gen --pass=bwd --kv-heads=8");
+    INFO(r.output);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output == expected.source);
+    CHECK(contains(r.output, "#include <attnjit/bwd_ws_kernel.cuh>"));
+    const CliResult c = run_cli("compile --pass=bwd --kv-heads=8 --arch=sm_90a");
+    INFO(c.output);
+    CHECK(c.exit_code == 0);
+    CHECK(contains(c.output, "bwd_gqa_d128"));
+    CHECK(contains(c.output, "kernel     bwd_gqa_d128_bf16_m64n128w12s2_wgmma_ws"));
+    CHECK(contains(c.output, "384 threads per CTA"));
+    // The backward's own limits, in the same words as the API's.
+    const CliResult bad = run_cli("gen --pass=bwd --head-dim=512");
+    CHECK(bad.exit_code != 0);
+  }
+
   TEST_CASE("gen applies tile flags on top of the default config") {
     const CliResult r =
         run_cli("gen --head-dim=64 --block-m=128 --block-n=64 --warps=8 --wgmma=false --causal");

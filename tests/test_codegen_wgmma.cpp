@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 
@@ -233,7 +234,7 @@ TEST_SUITE("codegen.wgmma") {
     }
   }
 
-  TEST_CASE("warp-specialized backward: its source, and NVRTC compiles it without spills") {
+  TEST_CASE("warp-specialized backward: its source, and NVRTC compiles it within its spill bound") {
     for (auto [dqk, dv, block_n, warps, mask, deterministic] :
          {std::tuple{128, 128, 128, 12, Mask::none, false},
           {128, 128, 128, 12, Mask::causal, false},
@@ -254,8 +255,17 @@ TEST_SUITE("codegen.wgmma") {
           runtime::compile({k.source, k.slug, k.name_expressions(), "sm_90a", {}});
       REQUIRE(program.resources.size() == 4);
       INFO(program.log);
-      CHECK(program.resources[0].spill_store_bytes == 0);
-      CHECK(program.resources[0].spill_load_bytes == 0);
+      // The dK/dV kernel, not the helpers: ptxas lists kernels in its own order.
+      REQUIRE_FALSE(program.lowered_names.empty());
+      const auto dkdv =
+          std::find_if(program.resources.begin(), program.resources.end(),
+                       [&](const auto& r) { return r.kernel == program.lowered_names[0]; });
+      REQUIRE(dkdv != program.resources.end());
+      // Measured (docs/PERF.md, session 5): the computing warpgroups spill up to ~110 bytes a
+      // thread at 240 registers (d128) and it is still the fastest backward by 18%; more than
+      // this bound means the register budget got worse.
+      CHECK(dkdv->spill_store_bytes <= 128);
+      CHECK(dkdv->spill_load_bytes <= 160);
       CHECK_FALSE(mentions(program.log, "serialized"));
       CHECK_FALSE(mentions(program.log, "injected"));
     }

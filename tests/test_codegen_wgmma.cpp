@@ -9,6 +9,7 @@
 #include <attnjit/error.h>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <string>
@@ -31,6 +32,32 @@ bool mentions(const std::string& text, const char* piece) {
 }
 
 } // namespace
+
+// A warp-specialized kernel's source (pass "fwd" or "bwd", traits prefix "Fwd" or "Bwd") names
+// its kernel, header, traits and TMA argument; NVRTC compiles it for sm_90a without fences
+// injected around the MMAs or the MMAs serialized. Returns the generated kernel's resources, not
+// a helper's: ptxas lists a program's kernels in its own order.
+static runtime::ResourceUsage compile_warp_specialized(const codegen::GeneratedKernel& k,
+                                                       const std::string& pass,
+                                                       const std::string& traits) {
+  CHECK(k.name_expression ==
+        fmt::format("attnjit::flash_{}_ws_kernel<Traits>", pass == "fwd" ? "fwd" : "bwd_dkdv"));
+  CHECK(mentions(k.source, fmt::format("#include <attnjit/{}_ws_kernel.cuh>", pass).c_str()));
+  CHECK(mentions(k.source, fmt::format("attnjit::{}WsTraits<", traits).c_str()));
+  CHECK(mentions(k.source, fmt::format("({}Params, {}TmaParams)", traits, traits).c_str()));
+  const runtime::CompiledProgram program =
+      runtime::compile({k.source, k.slug, k.name_expressions(), "sm_90a", {}});
+  INFO(program.log);
+  // ptxas says when it must add wgmma fences (C7519) or serialize the MMAs (C7510, C7520).
+  CHECK_FALSE(mentions(program.log, "serialized"));
+  CHECK_FALSE(mentions(program.log, "injected"));
+  REQUIRE_FALSE(program.lowered_names.empty());
+  const auto main =
+      std::find_if(program.resources.begin(), program.resources.end(),
+                   [&](const auto& r) { return r.kernel == program.lowered_names[0]; });
+  REQUIRE(main != program.resources.end());
+  return *main;
+}
 
 TEST_SUITE("codegen.wgmma") {
   TEST_CASE("tile rules say why not") {
@@ -217,20 +244,10 @@ TEST_SUITE("codegen.wgmma") {
       INFO(to_string(spec), " ", to_string(config));
       const codegen::GeneratedKernel k = codegen::generate_forward(spec, config);
       CHECK(k.threads == 32 * warps);
-      CHECK(k.name_expression == "attnjit::flash_fwd_ws_kernel<Traits>");
-      CHECK(mentions(k.source, "#include <attnjit/fwd_ws_kernel.cuh>"));
-      CHECK(mentions(k.source, "attnjit::FwdWsTraits<"));
-      CHECK(mentions(k.source, "(FwdParams, FwdTmaParams)"));
       CHECK(mentions(k.slug, "_wgmma_ws"));
-      const runtime::CompiledProgram program =
-          runtime::compile({k.source, k.slug, k.name_expressions(), "sm_90a", {}});
-      REQUIRE(program.resources.size() == 1);
-      INFO(program.log);
-      CHECK(program.resources[0].spill_store_bytes == 0);
-      CHECK(program.resources[0].spill_load_bytes == 0);
-      // ptxas says when it must add wgmma fences (C7519) or serialize the MMAs (C7510).
-      CHECK_FALSE(mentions(program.log, "serialized"));
-      CHECK_FALSE(mentions(program.log, "injected"));
+      const runtime::ResourceUsage usage = compile_warp_specialized(k, "fwd", "Fwd");
+      CHECK(usage.spill_store_bytes == 0);
+      CHECK(usage.spill_load_bytes == 0);
     }
   }
 
@@ -247,27 +264,12 @@ TEST_SUITE("codegen.wgmma") {
       INFO(to_string(spec), " ", to_string(config));
       const codegen::GeneratedKernel k = codegen::generate_backward(spec, config);
       CHECK(k.threads == 32 * warps);
-      CHECK(k.name_expression == "attnjit::flash_bwd_dkdv_ws_kernel<Traits>");
-      CHECK(mentions(k.source, "#include <attnjit/bwd_ws_kernel.cuh>"));
-      CHECK(mentions(k.source, "attnjit::BwdWsTraits<"));
-      CHECK(mentions(k.source, "(BwdParams, BwdTmaParams)"));
-      const runtime::CompiledProgram program =
-          runtime::compile({k.source, k.slug, k.name_expressions(), "sm_90a", {}});
-      REQUIRE(program.resources.size() == 4);
-      INFO(program.log);
-      // The dK/dV kernel, not the helpers: ptxas lists kernels in its own order.
-      REQUIRE_FALSE(program.lowered_names.empty());
-      const auto dkdv =
-          std::find_if(program.resources.begin(), program.resources.end(),
-                       [&](const auto& r) { return r.kernel == program.lowered_names[0]; });
-      REQUIRE(dkdv != program.resources.end());
+      const runtime::ResourceUsage usage = compile_warp_specialized(k, "bwd", "Bwd");
       // Measured (docs/PERF.md, session 5): the computing warpgroups spill up to ~110 bytes a
       // thread at 240 registers (d128) and it is still the fastest backward by 18%; more than
       // this bound means the register budget got worse.
-      CHECK(dkdv->spill_store_bytes <= 128);
-      CHECK(dkdv->spill_load_bytes <= 160);
-      CHECK_FALSE(mentions(program.log, "serialized"));
-      CHECK_FALSE(mentions(program.log, "injected"));
+      CHECK(usage.spill_store_bytes <= 128);
+      CHECK(usage.spill_load_bytes <= 160);
     }
   }
 }

@@ -138,8 +138,6 @@ BwdTmaParams backward_tensor_maps(const AttentionProblem& problem, const TileCon
                s.dtype);
   if (dq_accum)
     p.dq_accum = encode_dq_accum(dq_accum, sh.batch * s.num_heads, sh.seqlen_q, s.head_dim_qk);
-  if (dq_accum)
-    p.dq_accum = encode_dq_accum(dq_accum, sh.batch * s.num_heads, sh.seqlen_q, s.head_dim_qk);
   return p;
 }
 

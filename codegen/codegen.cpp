@@ -250,10 +250,13 @@ using Traits = attnjit::{traits}<{dtype},
                                        /*HEAD_DIM_V=*/{dv},
                                        /*BLOCK_N=*/{block_n},
                                        /*CAUSAL=*/{causal},
-                                       /*DETERMINISTIC=*/{det}>;
+                                       /*DETERMINISTIC=*/{det}{stages}>;
 static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
 )",
           fmt::arg("instructions", instructions),
+          fmt::arg("stages", ws ? fmt::format(",\n                                       /*STAGES=*/{}",
+                                              config.num_stages)
+                                : std::string()),
           fmt::arg("header", ws ? "bwd_ws_kernel.cuh" : "bwd_wgmma_kernel.cuh"),
           fmt::arg("traits", ws ? "BwdWsTraits" : "BwdWgmmaTraits"),
           fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("dqk", spec.head_dim_qk),

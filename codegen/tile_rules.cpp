@@ -65,9 +65,9 @@ int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   // Warp-specialized: dS^T twice (by step parity), dQ (block_m, head_dim_qk) in fp32 on its
   // way to the reduce-add unless deterministic, then the mbarriers in a 128-byte unit.
   if (c.wgmma && c.warp_specialized)
-    return 1024 + c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + 2 * c.block_n * c.block_m * 2 +
-           (spec.deterministic ? 0 : c.block_m * spec.head_dim_qk * 4) + 2 * 2 * c.block_m * 4 +
-           128;
+    return 1024 + c.block_n * (qk + v) + c.num_stages * c.block_m * (qk + v) +
+           2 * c.block_n * c.block_m * 2 + (spec.deterministic ? 0 : c.block_m * spec.head_dim_qk * 4) +
+           c.num_stages * 2 * c.block_m * 4 + 128;
   if (c.wgmma)
     return 1024 + c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + c.block_n * c.block_m * 2 +
            2 * 2 * c.block_m * 4;
@@ -145,8 +145,10 @@ static std::string why_not_wgmma_backward(const KernelSpec& spec, const TileConf
     return fmt::format("warp-specialized: each computing warpgroup's dQ slice would be {} columns "
                        "(more than 64 leaves too few registers; use more warpgroups)",
                        spec.head_dim_qk / (warps / 4));
-  if (c.num_stages != 2)
-    return fmt::format("num_stages {}: the backward's Q/dO ring has two stages", c.num_stages);
+  if (c.num_stages != 2 && !(c.warp_specialized && c.num_stages == 3))
+    return fmt::format("num_stages {}: the backward's Q/dO ring has two stages (three when "
+                       "warp-specialized)",
+                       c.num_stages);
   if (c.q_in_registers) return "q_in_registers does not apply to the backward";
   return {};
 }
@@ -296,7 +298,8 @@ std::vector<TileConfig> candidates(const KernelSpec& spec, const ArchLimits& lim
     if (limits.arch == "sm_90a")
       for (int warps : {4, 8, 12}) {
         consider({64, 16 * warps, warps, 2, false, true});
-        consider({64, 16 * warps, warps + 4, 2, false, true, true}); // plus a loading warpgroup
+        for (int stages : {2, 3}) // plus a loading warpgroup
+          consider({64, 16 * warps, warps + 4, stages, false, true, true});
       }
     for (int block_m : {32, 64, 128})
       for (int block_n : {64, 128})
@@ -347,13 +350,14 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
       if (why_not(spec, k, limits).empty()) return k;
   // The wgmma backward: two computing warpgroups (128 keys) where dQ splits into their 64-column
   // slices, else one. Warp-specialized first (a TMA loader warpgroup, dQ reduce-added by TMA;
-  // docs/PERF.md, session 5: d128 417 vs 351 TFLOP/s, causal 359 vs 310, d64 283 vs 209), then
-  // the all-loading kernel (d128: 346 vs mma.sync's 245; d64: 213 vs 202).
+  // docs/PERF.md, session 5: d128 417 vs 351 TFLOP/s, causal 359 vs 310, d64 283 vs 209), with
+  // a third Q/dO slot where it fits (session 6: d128 487 vs 470, causal 410 vs 385, d64 307 vs
+  // 301), then the all-loading kernel (d128: 346 vs mma.sync's 245; d64: 213 vs 202).
   if (spec.pass == Pass::backward)
     for (const TileConfig& k :
-         {TileConfig{64, 128, 12, 2, false, true, true},
-          TileConfig{64, 64, 8, 2, false, true, true}, TileConfig{64, 128, 8, 2, false, true},
-          TileConfig{64, 64, 4, 2, false, true}})
+         {TileConfig{64, 128, 12, 3, false, true, true}, TileConfig{64, 128, 12, 2, false, true, true},
+          TileConfig{64, 64, 8, 3, false, true, true}, TileConfig{64, 64, 8, 2, false, true, true},
+          TileConfig{64, 128, 8, 2, false, true}, TileConfig{64, 64, 4, 2, false, true}})
       if (why_not(spec, k, limits).empty()) return k;
   if (uses_wide_forward(spec))
     c = TileConfig{64, 64, 8, 2, false};

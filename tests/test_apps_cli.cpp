@@ -113,7 +113,7 @@ TEST_SUITE("apps.cli") {
     INFO(c.output);
     CHECK(c.exit_code == 0);
     CHECK(contains(c.output, "bwd_gqa_d128"));
-    CHECK(contains(c.output, "kernel     bwd_gqa_d128_bf16_m64n128w12s2_wgmma_ws"));
+    CHECK(contains(c.output, "kernel     bwd_gqa_d128_bf16_m64n128w12s3_wgmma_ws"));
     CHECK(contains(c.output, "384 threads per CTA"));
     // The backward's own limits, in the same words as the API's.
     const CliResult bad = run_cli("gen --pass=bwd --head-dim=512");

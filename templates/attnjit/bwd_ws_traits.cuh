@@ -9,12 +9,13 @@
 
 namespace attnjit {
 
-template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, int BLOCK_N, bool CAUSAL, bool DETERMINISTIC>
+template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, int BLOCK_N, bool CAUSAL, bool DETERMINISTIC,
+          int STAGES>
 struct BwdWsTraits : BwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_N, CAUSAL, DETERMINISTIC> {
   using Base = BwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_N, CAUSAL, DETERMINISTIC>;
   // Base::kThreads (the computing warpgroups) is what the named barrier counts.
   static constexpr int kLaunchThreads = Base::kThreads + 128;
-  static constexpr int kStages = 2; // slots of Q, dO and row statistics
+  static constexpr int kStages = STAGES; // slots of Q, dO and row statistics
 
   // dS^T takes two buffers (step parity), so one barrier per step is enough: a step's dS^T
   // goes to the buffer whose readers (dQ two steps back) all passed the previous barrier.

@@ -122,7 +122,9 @@ BackwardLayout backward_layout(const AttentionProblem& problem, const TileConfig
                                           : m.kv_splits * sh.batch * s.num_kv_heads * sh.seqlen_k *
                                                 (s.head_dim_qk + s.head_dim_v);
   m.dsum_floats = padded_to_4(sh.batch * s.num_heads * sh.seqlen_q);
-  m.dq_accum_floats = s.deterministic ? 0 : sh.batch * s.num_heads * sh.seqlen_q * s.head_dim_qk;
+  m.dq_tiled = config.warp_specialized && !s.deterministic;
+  const int64_t dq_rows = m.dq_tiled ? (sh.seqlen_q + 63) / 64 * 64 : sh.seqlen_q;
+  m.dq_accum_floats = s.deterministic ? 0 : sh.batch * s.num_heads * dq_rows * s.head_dim_qk;
   if (s.deterministic) {
     grid_blocks(sh.seqlen_q, 64, sh.batch * s.num_heads, problem);
     m.dq_smem = backward_dq_smem_bytes(s);
@@ -180,8 +182,7 @@ LaunchStatus enqueue_backward(const BackwardKernels& kernels, const AttentionPro
   BwdParams params = backward_params(problem, m, backward_args);
   BwdTmaParams tma{};
   if (kernels.config.warp_specialized)
-    tma = backward_tensor_maps(problem, kernels.config, backward_args,
-                               s.deterministic ? nullptr : params.dq_accum);
+    tma = backward_tensor_maps(problem, kernels.config, backward_args);
   void* args[] = {&params, &tma}; // every kernel but the warp-specialized one reads only the first
   const auto launch = [&](CUfunction f, int64_t blocks, int threads, int smem) {
     return api.cuLaunchKernel(f, unsigned(blocks), 1, 1, unsigned(threads), 1, 1, unsigned(smem),
@@ -213,8 +214,9 @@ LaunchStatus enqueue_backward(const BackwardKernels& kernels, const AttentionPro
       return {r, "cuLaunchKernel(deterministic dQ kernel)"};
     return {};
   }
-  // Grid-stride: enough blocks to fill any GPU, never more than the work.
-  const int64_t chunks = sh.batch * s.num_heads * sh.seqlen_q * s.head_dim_qk / 8;
+  // Grid-stride: enough blocks to fill any GPU, never more than the work (a thread's share:
+  // 8 columns of a row, or of two rows when tiled).
+  const int64_t chunks = m.dq_tiled ? m.dq_accum_floats / 16 : m.dq_accum_floats / 8;
   if ((r = launch(kernels.dq, std::clamp<int64_t>((chunks + 255) / 256, 1, 4096), 256, 0)) !=
       CUDA_SUCCESS)
     return {r, "cuLaunchKernel(dQ conversion)"};

@@ -281,6 +281,10 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
                         "{}, {}>>",
                         element_type(spec.dtype), spec.head_dim_qk, spec.head_dim_v,
                         spec.mask == Mask::causal ? "true" : "false")
+      : config.warp_specialized
+          // Its dQ accumulator comes in slices of Dqk / (computing warpgroups) columns.
+          ? fmt::format("attnjit::flash_bwd_dq_tiled_kernel<{}, {}, {}>", element_type(spec.dtype),
+                        spec.head_dim_qk, spec.head_dim_qk * 4 / computing_warps(config))
           : fmt::format("attnjit::flash_bwd_dq_kernel<{}, {}>", element_type(spec.dtype),
                         spec.head_dim_qk);
   const std::string reduce =

@@ -98,31 +98,8 @@ FwdTmaParams forward_tensor_maps(const AttentionProblem& problem, const TileConf
   return p;
 }
 
-// The fp32 dQ accumulator as (Dqk, Sq, B * H) with (32, 64) boxes: a box is 128 bytes wide,
-// the most a 128-byte swizzle takes. Sq is its own dimension so that a step's rows past Sq are
-// dropped, not added to the next head's first rows.
-static TmaTensor encode_dq_accum(float* data, int64_t planes, int64_t seqlen, int64_t dim) {
-  const std::array<cuuint64_t, 3> dims{cuuint64_t(dim), cuuint64_t(seqlen), cuuint64_t(planes)};
-  const std::array<cuuint64_t, 2> strides{cuuint64_t(dim * 4), cuuint64_t(seqlen * dim * 4)};
-  const std::array<cuuint32_t, 3> box{32, 64, 1}, element_strides{1, 1, 1};
-  CUtensorMap map;
-  const CUresult result = runtime::driver().cuTensorMapEncodeTiled(
-      &map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, data, dims.data(), strides.data(), box.data(),
-      element_strides.data(), CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (result != CUDA_SUCCESS)
-    throw Error(ErrorKind::internal,
-                fmt::format("dQ accumulator: cuTensorMapEncodeTiled refused (data {}, {} x {} x "
-                            "{} fp32): {}",
-                            static_cast<void*>(data), planes, seqlen, dim, error_name(result)));
-  TmaTensor t{};
-  std::memcpy(t.map, &map, sizeof map);
-  t.seq_dim = 1, t.head_dim = 2;
-  return t;
-}
-
 BwdTmaParams backward_tensor_maps(const AttentionProblem& problem, const TileConfig& config,
-                                  const BackwardArgs& args, float* dq_accum) {
+                                  const BackwardArgs& args) {
   const KernelSpec& s = problem.spec;
   const AttentionShape& sh = problem.shape;
   BwdTmaParams p{};
@@ -136,8 +113,6 @@ BwdTmaParams backward_tensor_maps(const AttentionProblem& problem, const TileCon
                s.dtype);
   p.v = encode("v", args.v, sh.batch, sh.seqlen_k, s.num_kv_heads, s.head_dim_v, config.block_n,
                s.dtype);
-  if (dq_accum)
-    p.dq_accum = encode_dq_accum(dq_accum, sh.batch * s.num_heads, sh.seqlen_q, s.head_dim_qk);
   return p;
 }
 

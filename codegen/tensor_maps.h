@@ -14,8 +14,7 @@ namespace attnjit::codegen {
 // map (check_view has already vouched for alignment and strides).
 FwdTmaParams forward_tensor_maps(const AttentionProblem& problem, const TileConfig& config,
                                  const ForwardArgs& args);
-// dq_accum: the fp32 dQ accumulator in the workspace, [B, H, Sq, Dqk]; null when deterministic.
 BwdTmaParams backward_tensor_maps(const AttentionProblem& problem, const TileConfig& config,
-                                  const BackwardArgs& args, float* dq_accum);
+                                  const BackwardArgs& args);
 
 } // namespace attnjit::codegen

@@ -1,6 +1,7 @@
 // The backward's launch geometry and workspace layout (codegen/backward_launch.h), which
 // BackwardPlan and the tuner's bench share: no GPU needed.
 #include "codegen/backward_launch.h"
+#include "codegen/codegen.h"
 #include "codegen/tile_rules.h"
 
 #include <attnjit/error.h>
@@ -35,6 +36,18 @@ TEST_SUITE("codegen.backward_launch") {
     CHECK(l.dkv_partial_floats == 0);
     CHECK(l.dq_smem == 0);
     CHECK(l.workspace_bytes() == size_t(32 * 4096 + 32 * 4096 * 128) * 4);
+  }
+
+  TEST_CASE("warp-specialized: the dQ accumulator in whole 64-row tiles, read by the tiled kernel") {
+    const TileConfig ws{64, 128, 12, 3, false, true, true};
+    const codegen::BackwardLayout l = codegen::backward_layout(backward(32, 32, 1000), ws, 132);
+    CHECK(l.dq_tiled);
+    CHECK(l.dq_accum_floats == int64_t(32) * 1024 * 128); // 1000 rows padded to 16 tiles
+    CHECK_FALSE(codegen::backward_layout(backward(32, 32, 1000), {64, 128, 8, 2, false, true}, 132)
+                    .dq_tiled);
+    const codegen::GeneratedKernel k = codegen::generate_backward(backward(32, 32, 1000).spec, ws);
+    CHECK(k.helper_name_expressions[1] ==
+          "attnjit::flash_bwd_dq_tiled_kernel<attnjit::bf16_t, 128, 64>");
   }
 
   TEST_CASE("MQA: the group splits over CTAs to fill whole waves, with fp32 dK/dV partials") {

@@ -19,7 +19,10 @@ struct BwdParams {
 
   // Workspace, contiguous, owned by the caller: D = rowsum(dO * O) and the fp32 dQ accumulator.
   float* dsum;     // [B, H, Sq]
-  float* dq_accum; // [B, H, Sq, Dqk], zeroed before the main kernel
+  // Zeroed before the main kernel. [B, H, Sq, Dqk], except after the warp-specialized kernel:
+  // [B, H, ceil(Sq / 64), Dqk / slice] tiles of 64 rows x slice columns in MMA fragment order
+  // (bwd_wgmma_keys.cuh, store_dq).
+  float* dq_accum;
   // GQA/MQA with kv_splits > 1: the query heads of a group are split over kv_splits CTAs per key
   // block, each writing fp32 partial dK (scaled) and dV here; a reduction sums them in a fixed
   // order. [kv_splits, B, KV, Sk, Dqk + Dv].

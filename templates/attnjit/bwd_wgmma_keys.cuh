@@ -159,7 +159,7 @@ template <class K> struct BwdWgmmaKeys {
   // This thread's dS^T: rows key0 + lane/4 (+8), query pairs. Chunk c of row r sits at chunk
   // c ^ (r % 8), and r % 8 = lane / 4: one base and an XOR per store. The lane is read afresh
   // (volatile) so that the compiler rebuilds the eight addresses here instead of keeping them
-  // live across the main loop, which spilled.
+  // live across the main loop, where they (and dQ's) spilled 112 bytes a thread.
   __device__ __forceinline__ void store_ds_t(u32 sDs, const u32 (&ds_frag)[KQ][4]) const {
     static_assert(BM == 64, "dS^T rows are one 64-column group");
     const int l = lane_now(), r = l / 4;
@@ -190,23 +190,17 @@ template <class K> struct BwdWgmmaKeys {
     }
   }
 
-  // dQ to shared memory as the dQ tensor map's (32 fp32 columns, 64 rows) boxes, 128-byte
-  // swizzled: 16-byte chunk c of row r sits at chunk c ^ (r % 8), which spreads the 8 rows a
-  // warp writes at once over all banks. As in store_ds_t, r % 8 = lane / 4 and the addresses
-  // are rebuilt here from a fresh lane.
+  // dQ to shared memory in MMA fragment order, which the fp32 workspace keeps
+  // (flash_bwd_dq_tiled_kernel reads it): float4 (dt * 128 + thread) holds this thread's
+  // dq[dt], so each store of a warp is 512 contiguous bytes, free of bank conflicts. (A
+  // row-major tile for a 2-d TMA reduce cost 5%: its 128-byte swizzle still left 2-way
+  // conflicts for 8-byte stores.)
   __device__ __forceinline__ void store_dq(u32 sDq_wg, const float (&dq)[K::kDqCols / 8][4]) const {
-    const int l = lane_now(), r = l / 4;
-    const u32 base = sDq_wg + ((warp % 4) * 16 + r) * 128 + (l % 2) * 8, sw = r << 4;
+    const u32 base = sDq_wg + ((warp % 4) * 32 + lane) * 16;
 #pragma unroll
-    for (int hf = 0; hf < 2; ++hf)
-#pragma unroll
-      for (int dt = 0; dt < K::kDqCols / 8; ++dt) {
-        // column dt * 8 + (l % 4) * 2: box dt / 4, chunk (dt % 4) * 2 + (l % 4) / 2
-        const u32 chunk = ((dt % 4) * 2) << 4 | (((l % 4) / 2) << 4);
-        const u32 at = (base | (sw ^ chunk)) + (dt / 4) * 64 * 128 + hf * 8 * 128;
-        asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(at), "f"(dq[dt][2 * hf]),
-                     "f"(dq[dt][2 * hf + 1]));
-      }
+    for (int dt = 0; dt < K::kDqCols / 8; ++dt)
+      asm volatile("st.shared.v4.f32 [%0], {%1, %2, %3, %4};" ::"r"(base + dt * 128 * 16),
+                   "f"(dq[dt][0]), "f"(dq[dt][1]), "f"(dq[dt][2]), "f"(dq[dt][3]));
   }
 
   // %laneid through volatile asm: a value the compiler cannot hoist out of a loop.

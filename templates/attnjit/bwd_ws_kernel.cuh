@@ -4,8 +4,9 @@
 // step's Q and dO into a two-slot ring, and one warp copies the step's LSE and D rows; both
 // report on the slot's "full" mbarrier. Warpgroups 1.. compute, 64 keys each, wait on "full"
 // and free the slot on its "empty" barrier once their MMAs have read it. Each leaves its dQ in
-// shared memory and goes on; one more loader thread adds it to the fp32 workspace with a TMA
-// reduce (FlashAttention-3's answer to dQ's atomics stalling the MMA warps). The only barrier
+// shared memory, in MMA fragment order, and goes on; one more loader thread adds it to the fp32
+// workspace (kept in that order) with a bulk reduce (FlashAttention-3's answer to dQ's atomics
+// stalling the MMA warps). The only barrier
 // inside the loop spans the computing warpgroups: dQ = dS K needs every warpgroup's dS^T.
 #pragma once
 
@@ -105,15 +106,14 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
                            block.m0_of(step), tid % 32);
       }
     } else if (K::kAccumulateDq && tid == 64) {
-      prefetch_tensor_map(tma.dq_accum);
+      const int m_blocks = (p.seqlen_q + 63) / 64;
       for (int step = 0; step < steps; ++step) {
-        const int m0 = block.m0_of(step), bh = b * p.num_heads + block.head_of(p, step);
+        const i64 bh = b * p.num_heads + block.head_of(p, step);
+        // This step's K::kWarpgroups tiles of the workspace, one per dQ slice.
+        float* dst = p.dq_accum + (bh * m_blocks + block.m0_of(step) / 64) * 64 * K::kDqk;
         for (int wg = 0; wg < K::kWarpgroups; ++wg) {
           mbarrier_wait(dq_full + 8 * wg, step & 1);
-#pragma unroll
-          for (int box = 0; box < K::kDqCols / 32; ++box)
-            tma_reduce_add_box(tma.dq_accum, sDq + wg * kDqTileBytes + box * 64 * 128,
-                               wg * K::kDqCols + box * 32, m0, bh);
+          bulk_reduce_add_f32(dst + wg * 64 * K::kDqCols, sDq + wg * kDqTileBytes, kDqTileBytes);
           bulk_commit_group();
           bulk_wait_group_read<0>();
           mbarrier_arrive(dq_empty + 8 * wg);

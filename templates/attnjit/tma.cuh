@@ -62,14 +62,13 @@ __device__ __forceinline__ void tma_load_box(u32 dst, const TmaTensor& t, u32 ba
                : "memory");
 }
 
-// Adds a (32 fp32 columns, 64 rows) box of shared memory, laid out as the map's 128-byte swizzle
-// says, to a 3-d fp32 tensor at (col, row, plane); rows past the tensor's end are dropped. The
-// addition is atomic per element, so CTAs may add to the same rows. Tracked by bulk groups.
-__device__ __forceinline__ void tma_reduce_add_box(const TmaTensor& t, u32 src, int col, int row,
-                                                   int plane) {
-  asm volatile("cp.reduce.async.bulk.tensor.3d.global.shared::cta.add.tile.bulk_group"
-               " [%0, {%1, %2, %3}], [%4];" ::"l"(reinterpret_cast<u64>(&t.map[0])),
-               "r"(col), "r"(row), "r"(plane), "r"(src)
+// Adds `bytes` of fp32 from shared memory to global memory, element by element and atomically
+// (CTAs may add to the same elements). Both addresses 16-byte aligned, bytes a multiple of 16.
+// Tracked by bulk groups.
+__device__ __forceinline__ void bulk_reduce_add_f32(float* dst, u32 src, u32 bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;" ::"l"(
+                   reinterpret_cast<u64>(dst)),
+               "r"(src), "r"(bytes)
                : "memory");
 }
 

@@ -21,9 +21,6 @@ struct FwdTmaParams {
 struct BwdTmaParams {
   TmaTensor q, dout; // boxes of (64 elements, 64 rows): one query step
   TmaTensor k, v;    // boxes of (64 elements, BLOCK_N rows): the CTA's keys
-  // The fp32 dQ accumulator [B * H, Sq, Dqk] as (Dqk, Sq, B * H), boxes of (32 columns, 64
-  // rows), 128-byte swizzled; not encoded (zero) when deterministic.
-  TmaTensor dq_accum;
 };
 
 } // namespace attnjit

@@ -194,10 +194,10 @@ static std::string backward_preamble(const KernelSpec& spec, const TileConfig& c
 //   {dsum}: D = rowsum(dO * O); 128 threads, grid.x = ceil(seqlen_q / 128) * batch * num_heads
 //   {main}: {main_what};
 //       {threads} threads, {smem} bytes dynamic shared memory,
-//       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads
-//   {dq}: {dq_what}
+//       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads (* kv_splits)
 //   {reduce}: GQA/MQA split over several CTAs per key block only: sums their fp32 dK/dV
 //       partials in a fixed order; 256 threads, grid-stride
+//   {dq}: {dq_what}
 )",
       fmt::arg("slug", k.slug), fmt::arg("spec", to_string(spec)),
       fmt::arg("config", to_string(config)), fmt::arg("hash", template_hash()),

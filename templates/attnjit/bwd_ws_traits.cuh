@@ -33,7 +33,7 @@ struct BwdWsTraits : BwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_N, CAUSAL
   static_assert(Base::kWarpgroups >= 1 && Base::kWarpgroups <= 3,
                 "one to three computing warpgroups");
   static_assert(BLOCK_N <= 256, "a TMA box spans at most 256 rows");
-  static_assert(Base::kDqCols % 32 == 0, "dQ leaves in boxes of 32 fp32 columns");
+  static_assert(Base::kDqCols % 64 == 0, "a warpgroup's dQ slice reads whole 64-column groups of K");
 };
 
 } // namespace attnjit

@@ -1,13 +1,13 @@
 // Warp-specialized Hopper backward, dK/dV kernel (sm_90a): the wgmma dK/dV kernel's grid, outputs
 // and per-step math (BwdWgmmaKeys), with the memory traffic taken off the computing warps.
 // Warpgroup 0 moves data: one thread issues TMA copies of this CTA's K and V once and of each
-// step's Q and dO into a two-slot ring, and one warp copies the step's LSE and D rows; both
-// report on the slot's "full" mbarrier. Warpgroups 1.. compute, 64 keys each, wait on "full"
-// and free the slot on its "empty" barrier once their MMAs have read it. Each leaves its dQ in
-// shared memory, in MMA fragment order, and goes on; one more loader thread adds it to the fp32
-// workspace (kept in that order) with a bulk reduce (FlashAttention-3's answer to dQ's atomics
-// stalling the MMA warps). The only barrier
-// inside the loop spans the computing warpgroups: dQ = dS K needs every warpgroup's dS^T.
+// step's Q and dO into a ring of kStages (2 or 3) slots, and one warp copies the step's LSE and
+// D rows; both report on the slot's "full" mbarrier. Warpgroups 1.. compute, 64 keys each, wait
+// on "full" and free the slot on its "empty" barrier once their MMAs have read it. Each leaves
+// its dQ in shared memory, in MMA fragment order, and goes on; one more loader thread adds it to
+// the fp32 workspace (kept in that order) with a bulk reduce (FlashAttention-3's answer to dQ's
+// atomics stalling the MMA warps). The only barrier inside the loop spans the computing
+// warpgroups: dQ = dS K needs every warpgroup's dS^T.
 #pragma once
 
 #include <attnjit/bwd_block.cuh>

@@ -71,6 +71,11 @@ cl::opt<double> TieBand =
                  cl::init(tuner::SelectionRules{}.tie_band * 100)); // one default, in select.h
 cl::opt<double> MaxCv =
     flag<double>("max-cv", "Percent spread over which a timing is repeated", cl::init(3.0));
+cl::opt<double> Screen = flag<double>(
+    "screen",
+    "Time a candidate briefly first and stop there when it is over this many times the best so "
+    "far (0: time every candidate in full)",
+    cl::init(tuner::TuneOptions{}.screen));
 cl::opt<std::string> WorkerPath =
     flag<std::string>("worker", "Worker binary (default: this one)", cl::Hidden);
 cl::opt<bool> InProcess =
@@ -104,6 +109,12 @@ tuner::TuneOptions tune_options() {
   o.measure.runs = Runs;
   o.measure.max_cv = MaxCv / 100;
   o.selection.tie_band = TieBand / 100;
+  if (Screen != 0 && !(Screen > 1))
+    throw Error(ErrorKind::invalid_argument,
+                fmt::format("--screen: {} would screen out the best config; give a factor over 1, "
+                            "or 0 for none",
+                            Screen.getValue()));
+  o.screen = Screen;
   if (Budget.getNumOccurrences()) {
     const std::string& b = Budget.getValue();
     char* end = nullptr;

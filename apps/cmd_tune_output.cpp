@@ -62,8 +62,9 @@ void TuneOutput::started(const tuner::ProblemResult& r) {
 void TuneOutput::progress(const tuner::ProblemResult& r, const tuner::Progress& p) {
   if (mode_ != TuneOutputMode::terminal) return;
   clear_line();
-  fmt::print("[{}/{}] {}: compiled {}/{} timed {} rejected {} pruned {}", r.index + 1, problems_,
-             r.problem.name, p.compiled, p.total, p.timed, p.rejected, p.pruned);
+  fmt::print("[{}/{}] {}: compiled {}/{} timed {} (screened {}) rejected {} pruned {}",
+             r.index + 1, problems_, r.problem.name, p.compiled, p.total, p.timed, p.screened,
+             p.rejected, p.pruned);
   if (p.best) fmt::print(" best {:.3f} ms ({})", p.best_ms, short_config(*p.best));
   std::fflush(stdout);
   line_open_ = true;
@@ -83,10 +84,11 @@ void TuneOutput::finished(const tuner::ProblemResult& r) {
   } else {
     const tuner::TuneReport& t = *r.report;
     fmt::print("{}: {} {:.3f} ms {:.1f} TFLOP/s (cv {:.1f}%{}), default {} {:.3f} ms, {:.2f}x; "
-               "tried {}, rejected {}, pruned {} ({}); {:.1f} s\n",
+               "tried {} (screened {}), rejected {}, pruned {} ({}); {:.1f} s\n",
                head, short_config(t.winner), t.median_ms, t.tflops, t.winner_outcome.time.cv * 100,
                t.winner_outcome.time.noisy ? ", noisy" : "", short_config(t.default_config),
-               t.default_ms, t.speedup, t.tried, t.rejected, t.pruned, reasons(t), t.seconds);
+               t.default_ms, t.speedup, t.tried, t.screened, t.rejected, t.pruned, reasons(t),
+               t.seconds);
     for (const tuner::CandidateReport& c : t.candidates)
       if (c.outcome && c.outcome->status != tuner::Status::ok)
         fmt::print("    rejected {} ({}): {}\n", c.slug, tuner::to_string(c.outcome->status),
@@ -139,8 +141,9 @@ std::string to_json(const tuner::ProblemResult& r) {
                        r.record->candidates_rejected);
   if (r.report) {
     const tuner::TuneReport& t = *r.report;
-    out += fmt::format(R"(,"default_config":{},"default_ms":{},"speedup":{},"seconds":{})",
-                       json_config(t.default_config), t.default_ms, t.speedup, t.seconds);
+    out += fmt::format(
+        R"(,"default_config":{},"default_ms":{},"speedup":{},"screened":{},"seconds":{})",
+        json_config(t.default_config), t.default_ms, t.speedup, t.screened, t.seconds);
     std::string by_reason, rejected, timed;
     for (const auto& [reason, n] : t.pruned_by_reason)
       by_reason += fmt::format(R"({}"{}":{})", by_reason.empty() ? "" : ",", reason, n);
@@ -150,10 +153,11 @@ std::string to_json(const tuner::ProblemResult& r) {
         rejected += fmt::format(R"({}{{"config":{},"status":"{}","detail":"{}"}})",
                                 rejected.empty() ? "" : ",", json_config(c.config),
                                 tuner::to_string(c.outcome->status), escape(c.outcome->detail));
-      else // the landscape: every candidate's first-round median (finalists: also the final one)
-        timed += fmt::format(R"({}{{"config":{},"median_ms":{},"final_ms":{}}})",
+      else // the landscape: every candidate's first-round median (finalists: also the final one;
+           // screened: the short measurement's)
+        timed += fmt::format(R"({}{{"config":{},"median_ms":{},"final_ms":{},"screened":{}}})",
                              timed.empty() ? "" : ",", json_config(c.config),
-                             c.outcome->time.median_ms, c.final_ms);
+                             c.outcome->time.median_ms, c.final_ms, c.outcome->screened);
     }
     out += fmt::format(R"(,"pruned_by_reason":{{{}}},"rejected_configs":[{}],"timed_configs":[{}])",
                        by_reason, rejected, timed);

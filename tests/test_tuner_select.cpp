@@ -164,6 +164,44 @@ TEST_SUITE("tuner.select") {
     CHECK(tune(problem, &again, device, pool, options).winner == a.winner);
   }
 
+  TEST_CASE("screening: slow candidates get only the short measurement, the pick is unchanged") {
+    TuneOptions options;
+    options.compile = fake_compiler();
+    ThreadPool pool(1); // one compile thread: candidates arrive in config order, the default first
+    SimBench bench(0);
+    const codegen::ArchLimits device = codegen::arch_limits("sm_90a");
+    options.screen = 0;
+    const TuneReport full = tune(small_problem(), &bench, device, pool, options);
+    CHECK(full.screened == 0);
+    options.screen = 1.25;
+    const TuneReport screened = tune(small_problem(), &bench, device, pool, options);
+    CHECK(screened.winner == full.winner);
+    CHECK(screened.median_ms == full.median_ms);
+    CHECK(screened.tried == full.tried);
+    CHECK(screened.screened > 0);
+    double fastest = full.median_ms;
+    for (const CandidateReport& c : full.candidates)
+      if (c.outcome && c.outcome->status == Status::ok)
+        fastest = std::min(fastest, c.outcome->time.median_ms);
+    // Only configs over 1.25x the best time seen before them were screened, never the default;
+    // that time is never below the fastest, so each is over 1.25x the fastest.
+    int screened_count = 0;
+    for (const CandidateReport& c : screened.candidates) {
+      if (!c.outcome || !c.outcome->screened) continue;
+      ++screened_count;
+      CHECK_FALSE(c.config == screened.default_config);
+      CHECK(c.outcome->time.median_ms > 1.25 * fastest);
+      CHECK(c.outcome->time.runs == kScreenMeasure.runs);
+    }
+    CHECK(screened_count == screened.screened);
+    // Every config within 1.25x of the fastest got the full measurement.
+    for (const CandidateReport& c : full.candidates)
+      if (c.outcome && c.outcome->status == Status::ok &&
+          c.outcome->time.median_ms <= 1.25 * fastest)
+        for (const CandidateReport& s : screened.candidates)
+          if (s.config == c.config) CHECK_FALSE(s.outcome->screened);
+  }
+
   TEST_CASE("a candidate budget samples the same configs every time, the default first") {
     TuneOptions options;
     options.compile = fake_compiler();

@@ -74,6 +74,7 @@ TEST_SUITE("tuner.worker") {
     wire::put(w, ws);
     Outcome o{3, Status::wrong, "why", 0.5, {}};
     o.time.median_ms = 1.25, o.time.noisy = true, o.time.attempts = 3;
+    o.screened = true;
     wire::put(w, o);
     wire::Reader r(w.bytes());
     const ProblemSetup s2 = wire::get_setup(r);
@@ -102,6 +103,7 @@ TEST_SUITE("tuner.worker") {
     CHECK(o2.time.median_ms == 1.25);
     CHECK(o2.time.noisy);
     CHECK(o2.time.attempts == 3);
+    CHECK(o2.screened);
     CHECK_THROWS_AS(wire::get_outcome(r), Error); // nothing left
   }
 
@@ -112,23 +114,29 @@ TEST_SUITE("tuner.worker") {
     CHECK(bench.device().info.name == "Simulated GPU");
     bench.prepare(setup());
     const pid_t first = bench.pid();
-    CHECK(bench.evaluate(candidate(0, "SIM:ok")).status == Status::ok);
-    CHECK(bench.evaluate(candidate(1, kSimWrong)).status == Status::wrong);
+    CHECK(bench.evaluate(candidate(0, "SIM:ok"), 0).status == Status::ok);
+    CHECK(bench.evaluate(candidate(1, kSimWrong), 0).status == Status::wrong);
     CHECK(bench.pid() == first); // a wrong answer costs nothing
+    // The screening bar travels to the worker: under it the short measurement is the time.
+    const Outcome slow = bench.evaluate(candidate(8, "SIM:ok"), 1e-9);
+    CHECK(slow.status == Status::ok);
+    CHECK(slow.screened);
+    CHECK(slow.time.runs == kScreenMeasure.runs);
+    CHECK_FALSE(bench.evaluate(candidate(9, "SIM:ok"), 1e9).screened);
 
-    const Outcome aborted = bench.evaluate(candidate(2, kSimAbort));
+    const Outcome aborted = bench.evaluate(candidate(2, kSimAbort), 0);
     CHECK(aborted.status == Status::crashed);
     CHECK(aborted.detail.find("signal 6") != std::string::npos);
-    CHECK(bench.evaluate(candidate(3, "SIM:ok")).status == Status::ok); // a fresh, prepared worker
+    CHECK(bench.evaluate(candidate(3, "SIM:ok"), 0).status == Status::ok); // a fresh, prepared worker
     CHECK(bench.restarts() == 1);
     CHECK(bench.pid() != first);
 
-    const Outcome fault = bench.evaluate(candidate(4, kSimFault));
+    const Outcome fault = bench.evaluate(candidate(4, kSimFault), 0);
     CHECK(fault.status == Status::crashed);
     CHECK(fault.detail.find("illegal address") != std::string::npos);
     CHECK(fault.detail.find("CUDA context failed") != std::string::npos);
 
-    const Outcome hung = bench.evaluate(candidate(5, kSimHang));
+    const Outcome hung = bench.evaluate(candidate(5, kSimHang), 0);
     CHECK(hung.status == Status::crashed);
     CHECK(hung.detail.find("no answer within 2 s") != std::string::npos);
 

@@ -61,7 +61,14 @@ struct Outcome {
   // Largest |O - reference| (backward: of dQ, dK and dV) over the checked rows.
   double max_error = 0;
   Measurement time; // when ok
+  // Timed only by the short screening measurement, which was over the bar it was given: too slow
+  // to be worth the full one (TuneOptions::screen). `time` is the short measurement.
+  bool screened = false;
 };
+
+// The short measurement that screens a candidate before the full one: enough runs to tell a
+// config 25% behind the best from one within a few percent, a tenth of the full cost.
+inline constexpr MeasureOptions kScreenMeasure{2, 5, true, 0, 0};
 
 class Bench {
 public:
@@ -70,9 +77,11 @@ public:
   // Uploads fresh inputs and computes the reference for the evaluate() calls that follow.
   // Throws Error when the device cannot hold the problem.
   virtual void prepare(const ProblemSetup& setup) = 0;
-  // Runs the candidate once on poisoned outputs of its own, checks them, then times it. Reports
-  // a bad candidate in the Outcome; throws only when the bench itself is unusable.
-  virtual Outcome evaluate(const CompiledCandidate& candidate) = 0;
+  // Runs the candidate once on poisoned outputs of its own, checks them, then times it. With
+  // `screen_above_ms` > 0 it is first timed with kScreenMeasure, and when that median is over
+  // `screen_above_ms` the short measurement is its time (Outcome::screened). Reports a bad
+  // candidate in the Outcome; throws only when the bench itself is unusable.
+  virtual Outcome evaluate(const CompiledCandidate& candidate, double screen_above_ms) = 0;
   // Alternation: `rounds` rounds, each timing every candidate once with `options`, starting one
   // later each round so none always goes first. Returns the per-round medians, [candidate][round].
   virtual std::vector<std::vector<double>>

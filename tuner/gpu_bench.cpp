@@ -41,7 +41,7 @@ const CandidateModule& GpuBench::module_for(const CompiledCandidate& candidate) 
   return *it->second;
 }
 
-Outcome GpuBench::evaluate(const CompiledCandidate& candidate) {
+Outcome GpuBench::evaluate(const CompiledCandidate& candidate, double screen_above_ms) {
   if (!dead_.empty()) throw Error(ErrorKind::driver, dead_);
   if (!pass_) throw Error(ErrorKind::internal, "GpuBench::evaluate before prepare");
   runtime::use_device(ordinal_);
@@ -52,14 +52,14 @@ Outcome GpuBench::evaluate(const CompiledCandidate& candidate) {
   } catch (const Error& e) {
     return {candidate.id, Status::failed, e.what(), 0, {}};
   }
-  Outcome outcome = check_and_time(candidate, *module);
+  Outcome outcome = check_and_time(candidate, *module, screen_above_ms);
   if (outcome.status == Status::crashed) dead_ = outcome.detail;
   if (outcome.status == Status::ok) modules_[candidate.id] = std::move(module);
   return outcome;
 }
 
-Outcome GpuBench::check_and_time(const CompiledCandidate& candidate,
-                                 const CandidateModule& module) {
+Outcome GpuBench::check_and_time(const CompiledCandidate& candidate, const CandidateModule& module,
+                                 double screen_above_ms) {
   const runtime::DriverApi& api = runtime::driver();
   Outcome o{candidate.id, Status::failed, {}, 0, {}};
   CUresult r = pass_->launch_checked(module);
@@ -82,12 +82,15 @@ Outcome GpuBench::check_and_time(const CompiledCandidate& candidate,
     o.status = Status::wrong;
     return o;
   }
+  const auto launch = [&](CUstream stream) {
+    runtime::check(pass_->launch_timed(module, stream), "launching the candidate");
+  };
   try {
-    o.time = measure(
-        [&](CUstream stream) {
-          runtime::check(pass_->launch_timed(module, stream), "launching the candidate");
-        },
-        nullptr, measure_);
+    if (screen_above_ms > 0) {
+      o.time = measure(launch, nullptr, kScreenMeasure);
+      o.screened = o.time.median_ms > screen_above_ms;
+    }
+    if (!o.screened) o.time = measure(launch, nullptr, measure_);
   } catch (const Error& e) { // a fault while timing: the context is as dead as after the check
     o.status = Status::crashed;
     o.detail = fmt::format("failed while timing: {}", e.what());

@@ -24,14 +24,15 @@ public:
 
   const BenchDevice& device() const override { return device_; }
   void prepare(const ProblemSetup& setup) override;
-  Outcome evaluate(const CompiledCandidate& candidate) override;
+  Outcome evaluate(const CompiledCandidate& candidate, double screen_above_ms) override;
   std::vector<std::vector<double>> remeasure(const std::vector<CompiledCandidate>& candidates,
                                              int rounds, const MeasureOptions& options) override;
 
 private:
   std::unique_ptr<CandidateModule> load(const CompiledCandidate& candidate);
   const CandidateModule& module_for(const CompiledCandidate& candidate);
-  Outcome check_and_time(const CompiledCandidate& candidate, const CandidateModule& module);
+  Outcome check_and_time(const CompiledCandidate& candidate, const CandidateModule& module,
+                         double screen_above_ms);
 
   int ordinal_;
   BenchDevice device_;

@@ -39,7 +39,7 @@ void SimBench::prepare(const ProblemSetup& setup) {
   ++prepares_;
 }
 
-Outcome SimBench::evaluate(const CompiledCandidate& candidate) {
+Outcome SimBench::evaluate(const CompiledCandidate& candidate, double screen_above_ms) {
   if (!prepared_) throw Error(ErrorKind::internal, "SimBench::evaluate before prepare");
   const std::string marker(candidate.cubin.begin(), candidate.cubin.end());
   Outcome o{candidate.id, Status::ok, "simulated", 0.001, {}};
@@ -56,7 +56,8 @@ Outcome SimBench::evaluate(const CompiledCandidate& candidate) {
   }
   const double ms = simulated_ms(setup_.problem, candidate.config);
   o.time.median_ms = o.time.min_ms = o.time.max_ms = ms;
-  o.time.runs = setup_.measure.runs;
+  o.screened = screen_above_ms > 0 && ms > screen_above_ms;
+  o.time.runs = o.screened ? kScreenMeasure.runs : setup_.measure.runs;
   return o;
 }
 

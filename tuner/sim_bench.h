@@ -23,7 +23,7 @@ public:
   explicit SimBench(int device, SimOptions options = {});
   const BenchDevice& device() const override { return device_; }
   void prepare(const ProblemSetup& setup) override;
-  Outcome evaluate(const CompiledCandidate& candidate) override;
+  Outcome evaluate(const CompiledCandidate& candidate, double screen_above_ms) override;
   std::vector<std::vector<double>> remeasure(const std::vector<CompiledCandidate>& candidates,
                                              int rounds, const MeasureOptions& options) override;
 

@@ -193,11 +193,14 @@ TuneReport tune(const AttentionProblem& problem, Bench* bench, const codegen::Ar
       report.budget_exhausted = true;
       run.cancel->store(true);
     } else {
-      Outcome outcome = bench->evaluate(r.candidate);
+      const double screen_above_ms =
+          !baseline && options.screen > 0 && p.best ? options.screen * p.best_ms : 0;
+      Outcome outcome = bench->evaluate(r.candidate, screen_above_ms);
       static_bytes[size_t(r.candidate.id)] = static_smem(r);
       ++report.tried;
       if (outcome.status == Status::ok) {
         ++p.timed;
+        p.screened += outcome.screened;
         if (!p.best || outcome.time.median_ms < p.best_ms)
           p.best = c.config, p.best_ms = outcome.time.median_ms;
         sources[size_t(r.candidate.id)] = std::move(r.source);
@@ -212,6 +215,7 @@ TuneReport tune(const AttentionProblem& problem, Bench* bench, const codegen::Ar
   }
   report.pruned = p.pruned;
   report.rejected = p.rejected;
+  report.screened = p.screened;
   report.pruned_by_reason = count_reasons(pruned);
   if (bench) final_round(*bench, options, kept, static_bytes, sources, report);
   report.seconds = seconds_since(start);

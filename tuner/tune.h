@@ -30,6 +30,10 @@ struct TuneOptions {
   int64_t check_rows = 512;
   int64_t check_keys = 256; // backward: dK/dV rows (ProblemSetup::check_keys)
   MeasureOptions measure{10, 50, true, 0.03, 2};
+  // > 0: a candidate is first timed briefly (kScreenMeasure), and one over `screen` times the
+  // best first-pass median so far gets no full measurement. Such a config can never be a
+  // finalist while four faster ones exist; the default is always measured in full. 0: off.
+  double screen = 1.25;
   SelectionRules selection;
   PruneRules prune;
   Budget budget;
@@ -66,6 +70,7 @@ struct TuneReport {
   int tried = 0;         // compiled and run on the device
   int pruned = 0;        // by can_implement, before or after compiling
   int rejected = 0;      // wrong, crashed or failed on the device
+  int screened = 0;      // of the tried: timed only briefly, too far behind the best
   bool budget_exhausted = false;
   bool dry_run = false; // no bench: compiled only
   double seconds = 0;
@@ -76,7 +81,7 @@ struct TuneReport {
 
 struct Progress {
   int total = 0; // configs to compile
-  int compiled = 0, timed = 0, rejected = 0, pruned = 0;
+  int compiled = 0, timed = 0, rejected = 0, pruned = 0, screened = 0;
   std::optional<TileConfig> best;
   double best_ms = 0;
 };

@@ -176,6 +176,7 @@ void put(Writer& w, const Outcome& o) {
   w.str(o.detail);
   w.f64(o.max_error);
   put(w, o.time);
+  w.i64(o.screened);
 }
 Outcome get_outcome(Reader& r) {
   Outcome o;
@@ -183,6 +184,7 @@ Outcome get_outcome(Reader& r) {
   o.detail = r.str();
   o.max_error = r.f64();
   o.time = get_measurement(r);
+  o.screened = r.i64() != 0;
   return o;
 }
 

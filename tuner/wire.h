@@ -16,7 +16,7 @@ enum class Type : uint32_t {
   hello = 1,  // worker -> parent: BenchDevice, or the error that stopped it
   prepare,    // parent -> worker: ProblemSetup
   prepared,   // worker -> parent: "" or the error
-  evaluate,   // parent -> worker: CompiledCandidate
+  evaluate,   // parent -> worker: CompiledCandidate, then the screening bar (f64, ms)
   outcome,    // worker -> parent: Outcome
   remeasure,  // parent -> worker: rounds, MeasureOptions, candidates
   remeasured, // worker -> parent: "" or the error, then medians

@@ -155,10 +155,11 @@ void WorkerBench::prepare(const ProblemSetup& setup) {
   prepared_ = true;
 }
 
-Outcome WorkerBench::evaluate(const CompiledCandidate& candidate) {
+Outcome WorkerBench::evaluate(const CompiledCandidate& candidate, double screen_above_ms) {
   ensure_running();
   wire::Writer out;
   wire::put(out, candidate);
+  out.f64(screen_above_ms);
   wire::Message reply;
   wire::Received got = wire::Received::closed;
   try {

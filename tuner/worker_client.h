@@ -33,7 +33,7 @@ public:
 
   const BenchDevice& device() const override { return device_; }
   void prepare(const ProblemSetup& setup) override;
-  Outcome evaluate(const CompiledCandidate& candidate) override;
+  Outcome evaluate(const CompiledCandidate& candidate, double screen_above_ms) override;
   std::vector<std::vector<double>> remeasure(const std::vector<CompiledCandidate>& candidates,
                                              int rounds, const MeasureOptions& options) override;
 

@@ -65,9 +65,10 @@ int serve_worker(const std::function<std::unique_ptr<Bench>()>& make_bench, int 
       break;
     case wire::Type::evaluate: {
       const CompiledCandidate candidate = wire::get_candidate(in);
+      const double screen_above_ms = in.f64();
       Outcome outcome;
       try {
-        outcome = bench->evaluate(candidate);
+        outcome = bench->evaluate(candidate, screen_above_ms);
       } catch (...) { // the bench itself broke: as good as a crash
         outcome = {candidate.id, Status::crashed, what(std::current_exception()), 0, {}};
       }

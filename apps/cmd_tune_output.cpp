@@ -84,11 +84,13 @@ void TuneOutput::finished(const tuner::ProblemResult& r) {
   } else {
     const tuner::TuneReport& t = *r.report;
     fmt::print("{}: {} {:.3f} ms {:.1f} TFLOP/s (cv {:.1f}%{}), default {} {:.3f} ms, {:.2f}x; "
-               "tried {} (screened {}), rejected {}, pruned {} ({}); {:.1f} s\n",
+               "tried {} (screened {}), rejected {}, pruned {} ({}); {:.1f} s (inputs {:.1f}, "
+               "compile wait {:.1f}, check and time {:.1f}, finalists {:.1f})\n",
                head, short_config(t.winner), t.median_ms, t.tflops, t.winner_outcome.time.cv * 100,
                t.winner_outcome.time.noisy ? ", noisy" : "", short_config(t.default_config),
                t.default_ms, t.speedup, t.tried, t.screened, t.rejected, t.pruned, reasons(t),
-               t.seconds);
+               t.seconds, t.prepare_seconds, t.compile_wait_seconds, t.evaluate_seconds,
+               t.final_seconds);
     for (const tuner::CandidateReport& c : t.candidates)
       if (c.outcome && c.outcome->status != tuner::Status::ok)
         fmt::print("    rejected {} ({}): {}\n", c.slug, tuner::to_string(c.outcome->status),
@@ -142,8 +144,10 @@ std::string to_json(const tuner::ProblemResult& r) {
   if (r.report) {
     const tuner::TuneReport& t = *r.report;
     out += fmt::format(
-        R"(,"default_config":{},"default_ms":{},"speedup":{},"screened":{},"seconds":{})",
-        json_config(t.default_config), t.default_ms, t.speedup, t.screened, t.seconds);
+        R"(,"default_config":{},"default_ms":{},"speedup":{},"screened":{},"seconds":{},)"
+        R"("phase_seconds":{{"prepare":{},"compile_wait":{},"evaluate":{},"final":{}}})",
+        json_config(t.default_config), t.default_ms, t.speedup, t.screened, t.seconds,
+        t.prepare_seconds, t.compile_wait_seconds, t.evaluate_seconds, t.final_seconds);
     std::string by_reason, rejected, timed;
     for (const auto& [reason, n] : t.pruned_by_reason)
       by_reason += fmt::format(R"({}"{}":{})", by_reason.empty() ? "" : ",", reason, n);

@@ -132,6 +132,24 @@ TEST_SUITE("tuner.reference") {
     }
   }
 
+  TEST_CASE("count_nan counts every NaN bit pattern and nothing else") {
+    for (DType dtype : {DType::bf16, DType::fp16}) {
+      std::vector<uint16_t> bits(1 << 16);
+      int64_t expected = 0;
+      for (size_t i = 0; i < bits.size(); ++i) {
+        bits[i] = uint16_t(i);
+        expected += std::isnan(from_bits(uint16_t(i), dtype));
+      }
+      // Every pattern once, then the poison word's half and a long run of ones and zeros that
+      // crosses the parallel chunks.
+      bits.resize(bits.size() + (9 << 20), to_bits(1.0f, dtype));
+      bits.push_back(0x7fc0);
+      expected += std::isnan(from_bits(0x7fc0, dtype));
+      CHECK(expected > 250); // bf16: 2 x 127 patterns and the poison; fp16: 2 x 1023 and it
+      CHECK(count_nan(bits, dtype) == expected);
+    }
+  }
+
   TEST_CASE("random inputs") {
     const AttentionProblem problem =
         random_problem(DType::bf16, Mask::none, {2, 100, 70}, 4, 2, 64);

@@ -109,8 +109,7 @@ HostGradients download(const DeviceGradients& grads) {
 int64_t count_nan(const HostGradients& host, DType dtype) {
   int64_t nans = 0;
   for (const std::vector<uint16_t>& values : host.buffers)
-    nans += std::count_if(values.begin(), values.end(),
-                          [&](uint16_t bits) { return std::isnan(from_bits(bits, dtype)); });
+    nans += tuner::count_nan(values, dtype);
   return nans;
 }
 

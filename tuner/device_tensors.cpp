@@ -131,9 +131,7 @@ HostOutputs download(const DeviceOutputs& out) {
 }
 
 int64_t count_nan(const HostOutputs& out, DType dtype) {
-  const int64_t o = std::count_if(out.o.begin(), out.o.end(), [&](uint16_t bits) {
-    return std::isnan(from_bits(bits, dtype));
-  });
+  const int64_t o = tuner::count_nan(out.o, dtype);
   return o + std::count_if(out.lse.begin(), out.lse.end(), [](float x) { return std::isnan(x); });
 }
 

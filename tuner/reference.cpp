@@ -198,6 +198,19 @@ float from_bits(uint16_t bits, DType dtype) {
                               : fp16_to_float(bits);
 }
 
+int64_t count_nan(std::span<const uint16_t> values, DType dtype) {
+  // On the bits: an all-ones exponent and a nonzero mantissa, a loop the compiler vectorizes.
+  const uint16_t infinity = dtype == DType::bf16 ? 0x7f80 : 0x7c00;
+  std::atomic<int64_t> total{0};
+  parallel_for(static_cast<int64_t>(values.size()), 1 << 22, [&](int64_t begin, int64_t end) {
+    int64_t n = 0;
+    for (int64_t i = begin; i < end; ++i)
+      n += uint16_t(values[size_t(i)] & 0x7fff) > infinity;
+    total += n;
+  });
+  return total.load();
+}
+
 std::vector<uint16_t> to_bits(std::span<const float> values, DType dtype) {
   std::vector<uint16_t> bits(values.size());
   parallel_for(static_cast<int64_t>(values.size()), 1 << 20, [&](int64_t begin, int64_t end) {

@@ -20,6 +20,9 @@ inline float round_to(float value, DType dtype) {
 }
 // Whole tensors for upload, converted on all cores (a B=1100, H=64 input is 77M values).
 std::vector<uint16_t> to_bits(std::span<const float> values, DType dtype);
+// How many of `values` are NaN; on all cores, since the tuner scans every output of every
+// candidate (tens of millions of values).
+int64_t count_nan(std::span<const uint16_t> values, DType dtype);
 
 // One problem's inputs on the host: contiguous [B, S, heads, D] floats, each exactly
 // representable in the spec's dtype. q: [B, Sq, H, Dqk]; k: [B, Sk, KV, Dqk]; v: [B, Sk, KV, Dv].

@@ -166,9 +166,11 @@ TuneReport tune(const AttentionProblem& problem, Bench* bench, const codegen::Ar
     ~CancelOnExit() { cancel.store(true); }
   } cancel_on_exit{*run.cancel};
   // The inputs and the reference are made while the pool compiles.
+  Clock::time_point phase = Clock::now();
   if (bench)
     bench->prepare(
         {problem, options.seed, options.check_rows, options.check_keys, options.measure});
+  report.prepare_seconds = seconds_since(phase);
 
   Progress p;
   p.total = int(chosen.size());
@@ -177,7 +179,9 @@ TuneReport tune(const AttentionProblem& problem, Bench* bench, const codegen::Ar
   std::vector<int> static_bytes(chosen.size());       // by id; the tie-break weighs all smem
   std::vector<CompiledSource> sources(chosen.size()); // by id, for the winner's cache entry
   for (size_t received = 0; received < chosen.size(); ++received) {
+    phase = Clock::now();
     CompileResult r = run.results->pop();
+    report.compile_wait_seconds += seconds_since(phase);
     CandidateReport c{r.candidate.config, r.candidate.slug, r.verdict, {}, false, 0};
     if (c.slug.empty()) c.slug = kernel_slug(problem.spec, c.config);
     const bool baseline = c.config == space.default_config;
@@ -195,7 +199,9 @@ TuneReport tune(const AttentionProblem& problem, Bench* bench, const codegen::Ar
     } else {
       const double screen_above_ms =
           !baseline && options.screen > 0 && p.best ? options.screen * p.best_ms : 0;
+      phase = Clock::now();
       Outcome outcome = bench->evaluate(r.candidate, screen_above_ms);
+      report.evaluate_seconds += seconds_since(phase);
       static_bytes[size_t(r.candidate.id)] = static_smem(r);
       ++report.tried;
       if (outcome.status == Status::ok) {
@@ -217,7 +223,9 @@ TuneReport tune(const AttentionProblem& problem, Bench* bench, const codegen::Ar
   report.rejected = p.rejected;
   report.screened = p.screened;
   report.pruned_by_reason = count_reasons(pruned);
+  phase = Clock::now();
   if (bench) final_round(*bench, options, kept, static_bytes, sources, report);
+  report.final_seconds = seconds_since(phase);
   report.seconds = seconds_since(start);
   return report;
 }

@@ -74,6 +74,9 @@ struct TuneReport {
   bool budget_exhausted = false;
   bool dry_run = false; // no bench: compiled only
   double seconds = 0;
+  // Where the seconds went: waiting for the bench's inputs and reference, waiting for compiled
+  // candidates (the GPU idle), checking and timing them, re-measuring the finalists.
+  double prepare_seconds = 0, compile_wait_seconds = 0, evaluate_seconds = 0, final_seconds = 0;
   std::string note; // something the reader should know, e.g. why the alternation was skipped
   std::vector<std::pair<std::string, int>> pruned_by_reason;
   std::vector<CandidateReport> candidates;

@@ -46,6 +46,27 @@ __device__ __forceinline__ void load_tiles(const FwdTmaParams& tma, u32 sQ, u32 
   }
 }
 
+// Turns at the tensor cores for the computing warpgroups (FlashAttention-3's ping-pong): a
+// warpgroup issues its MMAs only after the one before it, round-robin, has issued its own, so
+// one warpgroup's MMAs run while the other's softmax does, rather than both contending for the
+// tensor cores and then both leaving them idle through their softmax. Warpgroup w waits on
+// barrier FIRST_ID + w (its own 128 threads plus the 128 of the warpgroup before it, which
+// arrive). The last warpgroup opens the first turn and skips its final arrive, so every barrier
+// is complete when the CTA exits; every warpgroup takes the same number of turns.
+template <int WARPGROUPS, int FIRST_ID> struct MmaTurns {
+  int wg;
+  __device__ __forceinline__ void open() const {
+    if (WARPGROUPS > 1 && wg == WARPGROUPS - 1) named_barrier_arrive(FIRST_ID, 256);
+  }
+  __device__ __forceinline__ void take() const {
+    if (WARPGROUPS > 1) named_barrier_sync(FIRST_ID + wg, 256);
+  }
+  __device__ __forceinline__ void pass(bool last) const {
+    if (WARPGROUPS > 1 && !(last && wg == WARPGROUPS - 1))
+      named_barrier_arrive(FIRST_ID + (wg + 1) % WARPGROUPS, 256);
+  }
+};
+
 template <class K>
 __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     flash_fwd_ws_kernel(const __grid_constant__ FwdParams p,
@@ -96,11 +117,16 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     if (lane == 0) mbarrier_arrive(empty + 8 * (n % S));
   };
 
+  // IDs 2.. (0 is __syncthreads, 1 the epilogue's ComputeBarrier); n_blocks + 1 turns each.
+  const MmaTurns<K::kComputeWarpgroups, 2> turns{warp / 4};
   mbarrier_wait(q_full, 0);
   if (n_blocks > 0) {
+    turns.open();
     wait_full(k_full, 0);
+    turns.take();
     wgmma_fence();
     rows.issue_s(0);
+    turns.pass(false);
     wgmma_wait<0>();
     release(k_empty, 0);
     float rescale[1][2];
@@ -110,9 +136,11 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
   for (int n = 1; n < n_blocks; ++n) {
     wait_full(k_full, n);
     wait_full(v_full, n - 1); // long landed: waiting between the two MMAs would fence them
+    turns.take();
     wgmma_fence();
     rows.issue_s(n);
     rows.issue_pv(n - 1);
+    turns.pass(false);
     wgmma_wait<1>(); // S_n done; P_{n-1} V_{n-1} may still run
     release(k_empty, n);
     float rescale[1][2];
@@ -123,8 +151,10 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
   }
   if (n_blocks > 0) {
     wait_full(v_full, n_blocks - 1);
+    turns.take();
     wgmma_fence();
     rows.issue_pv(n_blocks - 1);
+    turns.pass(true);
     wgmma_wait<0>();
     rows.hold_registers();
   }

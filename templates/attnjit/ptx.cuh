@@ -113,4 +113,13 @@ template <int ID, int THREADS> struct NamedBarrier {
   }
 };
 
+// Named barrier `id` (a run-time value, so a warpgroup can pick its own) over `threads` threads:
+// wait for the rest, or count this warp's arrival and go on.
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
 } // namespace attnjit

@@ -103,7 +103,7 @@ static GeneratedKernel generate_wgmma_forward(const KernelSpec& spec, const Tile
 // config: {config}
 // templates: {hash}
 // launch: {threads} threads, {smem} bytes dynamic shared memory,
-//         grid.x = ceil(seqlen_q / {block_m}) * batch * num_heads; sm_90a only{tma}
+//         grid.x = {grid}ceil(seqlen_q / {block_m}) * batch * num_heads; sm_90a only{tma}
 #include <attnjit/wgmma.cuh>
 
 namespace attnjit {{
@@ -117,7 +117,7 @@ using Traits = attnjit::{traits}<{dtype},
                                        /*BLOCK_M=*/{block_m},
                                        /*BLOCK_N=*/{block_n},
                                        /*STAGES=*/{stages},
-                                       /*CAUSAL=*/{causal}>;
+                                       /*CAUSAL=*/{causal}{walk}>;
 static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
 
 // Instantiated by NVRTC through the name expression "{name}".
@@ -133,6 +133,13 @@ static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagr
       fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
       fmt::arg("block_n", config.block_n), fmt::arg("stages", config.num_stages),
       fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
+      fmt::arg("walk", !ws                               ? ""
+                       : forward_walks_tiles(spec, config) ? ",\n                                       /*WALK_TILES=*/true"
+                                                           : ",\n                                       /*WALK_TILES=*/false"),
+      fmt::arg("grid", forward_walks_tiles(spec, config)
+                           ? "min(tiles, CTAs the GPU holds at once), each taking tiles\n"
+                             "//         blockIdx.x + k * gridDim.x; tiles = "
+                           : ""),
       fmt::arg("name", k.name_expression));
   return k;
 }

@@ -1,9 +1,12 @@
 #include "codegen/forward_launch.h"
 
 #include "codegen/tensor_maps.h"
+#include "codegen/tile_rules.h"
 #include "runtime/driver.h"
 
 #include <attnjit/fwd_params.h>
+
+#include <algorithm>
 
 namespace attnjit::codegen {
 
@@ -34,6 +37,14 @@ static FwdParams forward_params(const AttentionProblem& problem, int num_m_block
   return p;
 }
 
+int resident_ctas(CUfunction function, int threads, int dynamic_smem, int sm_count) {
+  int per_sm = 0;
+  runtime::check(runtime::driver().cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                     &per_sm, function, threads, size_t(dynamic_smem)),
+                 "cuOccupancyMaxActiveBlocksPerMultiprocessor");
+  return per_sm * sm_count;
+}
+
 CUresult enqueue_forward(const ForwardLaunch& launch, const AttentionProblem& problem,
                          const ForwardArgs& args, CUstream stream) {
   const AttentionShape& sh = problem.shape;
@@ -42,7 +53,9 @@ CUresult enqueue_forward(const ForwardLaunch& launch, const AttentionProblem& pr
   FwdTmaParams tma{};
   if (launch.config.warp_specialized) tma = forward_tensor_maps(problem, launch.config, args);
   void* kernel_args[] = {&p, &tma}; // the kernels without tensor maps read only the first
-  const unsigned grid = unsigned(m_blocks * sh.batch * problem.spec.num_heads);
+  unsigned grid = unsigned(m_blocks * sh.batch * problem.spec.num_heads);
+  if (forward_walks_tiles(problem.spec, launch.config) && launch.resident_ctas > 0)
+    grid = std::min(grid, unsigned(launch.resident_ctas));
   return runtime::driver().cuLaunchKernel(launch.function, grid, 1, 1, unsigned(launch.threads), 1,
                                           1, unsigned(launch.dynamic_smem), stream, kernel_args,
                                           nullptr);

@@ -15,7 +15,16 @@ struct ForwardLaunch {
   CUfunction function = nullptr;
   TileConfig config;
   int threads = 0, dynamic_smem = 0;
+  // CTAs of this kernel the whole GPU holds at once (resident_ctas()). A warp-specialized
+  // kernel that walks tiles (forward_walks_tiles) launches at most this many CTAs, each taking
+  // tiles blockIdx.x, blockIdx.x + gridDim.x, ..., so that its next Q and K/V load while its
+  // last O is written. 0: one CTA per tile.
+  int resident_ctas = 0;
 };
+
+// Occupancy (the driver's, from the kernel's registers, threads and shared memory) times the
+// device's SM count. Needs the function's module loaded in the current context.
+int resident_ctas(CUfunction function, int threads, int dynamic_smem, int sm_count);
 
 // Enqueues one forward on `stream`; allocates nothing, so it can be captured in a CUDA graph.
 // Returns the driver's result rather than throwing, so the tuner can tell a refused launch from

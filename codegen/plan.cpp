@@ -19,6 +19,7 @@ struct ForwardPlan::Impl {
   AttentionProblem problem;
   int device = 0;
   codegen::PlanKernel plan;
+  int resident_ctas = 0; // codegen::ForwardLaunch::resident_ctas
 };
 
 ForwardPlan::ForwardPlan(const AttentionProblem& problem, std::optional<TileConfig> config,
@@ -41,6 +42,10 @@ ForwardPlan::ForwardPlan(const AttentionProblem& problem, std::optional<TileConf
   // Throws when the grid would not fit a launch.
   codegen::grid_blocks(problem.shape.seqlen_q, m.plan.config.block_m,
                        problem.shape.batch * problem.spec.num_heads, problem);
+  runtime::make_current(m.plan.context);
+  m.resident_ctas =
+      codegen::resident_ctas(m.plan.kernel->function, m.plan.generated.threads,
+                             m.plan.generated.dynamic_smem, m.plan.device.sm_count);
 }
 
 ForwardPlan::~ForwardPlan() = default;
@@ -96,7 +101,8 @@ void ForwardPlan::run(const ForwardArgs& args, Stream stream) const {
 
   runtime::make_current(m.plan.context); // no allocation: run() is graph-capturable
   const codegen::ForwardLaunch launch{m.plan.kernel->function, m.plan.config,
-                                      m.plan.generated.threads, m.plan.generated.dynamic_smem};
+                                      m.plan.generated.threads, m.plan.generated.dynamic_smem,
+                                      m.resident_ctas};
   runtime::check(
       codegen::enqueue_forward(launch, m.problem, args, reinterpret_cast<CUstream>(stream)),
       "cuLaunchKernel(forward)");

@@ -45,11 +45,16 @@ int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   }
   if (c.wgmma) {
     // 1 KiB to align the base for the swizzle atoms; Q (then O, whose rows are padded to 64
-    // columns either way), rounded to 1 KiB; num_stages slots each of K and V. Warp-specialized:
-    // then the ring's mbarriers (Q full; K and V full and empty per slot), in 128-byte units.
+    // columns either way), rounded to 1 KiB; num_stages slots each of K and V. Warp-specialized
+    // (FwdWsTraits): O in its own 1 KiB-rounded space where that fits 227 KiB, then the
+    // mbarriers (Q full and empty; K and V full and empty per slot), in 128-byte units.
     const int qo = (c.block_m * std::max(qk, v) + 1023) / 1024 * 1024;
-    const int barriers = c.warp_specialized ? ((1 + 4 * c.num_stages) * 8 + 127) / 128 * 128 : 0;
-    return 1024 + qo + c.num_stages * c.block_n * (qk + v) + barriers;
+    const int tiles = 1024 + qo + c.num_stages * c.block_n * (qk + v);
+    if (!c.warp_specialized) return tiles;
+    const int barriers = ((2 + 4 * c.num_stages) * 8 + 127) / 128 * 128;
+    const int own_o = (c.block_m * v + 1023) / 1024 * 1024;
+    const bool walks = forward_walks_tiles(spec, c);
+    return tiles + (walks && tiles + own_o + barriers <= 232448 ? own_o : 0) + barriers;
   }
   // Q, whose space O reuses on the way out; then num_stages of K and V.
   return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v);
@@ -101,17 +106,30 @@ static int accumulator_registers(const KernelSpec& spec, const TileConfig& c) {
   return key_tiles * ((spec.head_dim_qk + spec.head_dim_v) / 8 * 4 + 2 * (c.block_m / 8) * 4);
 }
 
+bool forward_walks_tiles(const KernelSpec& spec, const TileConfig& c) {
+  return c.warp_specialized && spec.pass == Pass::forward && spec.mask == Mask::none &&
+         !uses_wide_forward(spec) && accumulator_registers(spec, c) <= 160;
+}
+
+// Registers the loading warpgroup of a warp-specialized kernel keeps (FwdWsTraits, BwdWsTraits:
+// the fewest its loop runs in without spilling).
+static int ws_producer_registers(const KernelSpec& spec, const TileConfig& c) {
+  if (spec.pass == Pass::backward) return 24;
+  return forward_walks_tiles(spec, c) ? 40 : 24;
+}
+
 // Registers each computing thread of a warp-specialized kernel gets (FwdWsTraits, BwdWsTraits):
 // two CTAs per SM when one computing warpgroup leaves room for another CTA's shared memory; the
-// loading warpgroup keeps 24 and the rest go to the computing ones, at most 240 each
-// (setmaxnreg).
+// loading warpgroup keeps ws_producer_registers and the rest go to the computing ones, at most
+// 240 each (setmaxnreg).
 static int warp_specialized_registers(const KernelSpec& spec, const TileConfig& c) {
   const int compute_threads = 32 * (c.num_warps - 4);
   const int smem =
       spec.pass == Pass::forward ? forward_smem_bytes(spec, c) : backward_smem_bytes(spec, c);
   const int ctas_per_sm = compute_threads == 128 && 2 * (smem + 1024) <= 233472 ? 2 : 1;
   const int entry = std::min(255, 65536 / ctas_per_sm / (32 * c.num_warps) / 8 * 8);
-  const int moved = std::min(240, (65536 / ctas_per_sm - 128 * 24) / compute_threads / 8 * 8);
+  const int moved = std::min(240, (entry * 32 * c.num_warps - 128 * ws_producer_registers(spec, c)) /
+                                      compute_threads / 8 * 8);
   return std::max(entry, moved);
 }
 

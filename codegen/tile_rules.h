@@ -39,6 +39,13 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits);
 int computing_warps(const TileConfig& config);
 
 // Bytes of dynamic shared memory the forward kernel (or the backward's main kernel) asks for.
+// Whether the warp-specialized forward's CTAs walk several tiles (FwdWsTraits' WALK_TILES), the
+// launch capping the grid at the CTAs the GPU holds: without a causal mask (causal tiles differ
+// in length, and a fixed stride would give one CTA the longest of every round) and where the
+// accumulators leave room for the tile loop's registers (docs/PERF.md, session 7: d128 653 vs
+// 632 TFLOP/s walking, S=2048 585 vs 563; d256 at 128 x 80, whose 188 accumulator registers
+// spill 324 B when walking, 662 vs 684).
+bool forward_walks_tiles(const KernelSpec& spec, const TileConfig& config);
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
 // The deterministic backward's dQ kernel (fixed 64 x 64 tiles, 4 warps).

@@ -133,9 +133,20 @@ TEST_SUITE("codegen.wgmma") {
         mentions(codegen::why_not(d128, {192, 128, 16, 2, false, true, true}, h100), "registers"));
     CHECK(
         codegen::why_not(forward_spec(64, 64), {192, 96, 16, 2, false, true, true}, h100).empty());
-    // The mbarriers add 128 bytes to the all-loading kernel's shared memory.
+    // The mbarriers add 128 bytes to the all-loading kernel's shared memory; a kernel whose CTAs
+    // walk tiles adds O's own space where it fits (128 x 128 bf16), and a causal one does not
+    // walk. d256 at 128 x 80 does not walk either (its accumulators leave no room for the loop).
+    CHECK(codegen::forward_walks_tiles(d128, ok));
     CHECK(codegen::forward_smem_bytes(d128, ok) ==
-          codegen::forward_smem_bytes(d128, {128, 128, 8, 2, false, true}) + 128);
+          codegen::forward_smem_bytes(d128, {128, 128, 8, 2, false, true}) + 128 * 128 * 2 + 128);
+    KernelSpec causal = d128;
+    causal.mask = Mask::causal;
+    CHECK_FALSE(codegen::forward_walks_tiles(causal, ok));
+    CHECK(codegen::forward_smem_bytes(causal, ok) ==
+          codegen::forward_smem_bytes(causal, {128, 128, 8, 2, false, true}) + 128);
+    CHECK_FALSE(
+        codegen::forward_walks_tiles(forward_spec(256, 256), {128, 80, 12, 2, false, true, true}));
+    CHECK_FALSE(codegen::forward_walks_tiles(d128, {128, 128, 8, 2, false, true}));
     int warp_specialized = 0;
     for (const TileConfig& c : codegen::candidates(d128, h100))
       warp_specialized += c.warp_specialized;

@@ -146,6 +146,43 @@ TEST_SUITE("gpu.forward_wgmma") {
     }
   }
 
+  TEST_CASE("CTAs that walk many tiles: partial tiles, Sq != Sk, GQA, packed, no keys" *
+            needs_gpu()) {
+    if (!on_hopper()) return;
+    // Each has several times the tiles the GPU holds CTAs for (132 SMs: 132 CTAs of two
+    // computing warpgroups, 264 of one), so every CTA takes tiles of different heads and
+    // batches, and its ring and Q barriers run on across them.
+    std::vector<Case> cases;
+    for (DType dtype : kDtypes) {
+      cases.push_back({make_problem(dtype, 128, 128, Mask::none, {2, 777, 1300}, 40, 8),
+                       wgmma(8, 128, 2, true), 512});
+      cases.push_back({make_problem(dtype, 64, 64, Mask::none, {3, 1000, 1000}, 48, 48),
+                       wgmma(4, 128, 2, true), 512});
+      cases.push_back({make_problem(dtype, 128, 128, Mask::none, {1, 1000, 1000}, 64, 1),
+                       wgmma(8, 96, 3, true), 512});
+      cases.push_back({make_problem(dtype, 192, 128, Mask::none, {1, 1000, 900}, 64, 64),
+                       wgmma(8, 128, 2, true), 512});
+      AttentionProblem packed = make_problem(dtype, 64, 64, Mask::none, {2, 1000, 1000}, 40, 40);
+      packed.spec.layout = Layout::packed_qkv;
+      cases.push_back({packed, wgmma(8, 128, 2, true), 512});
+    }
+    run_cases(cases);
+    // No key at all: every tile still takes its Q and writes O = 0, LSE = -inf.
+    std::vector<Case> empty{
+        {make_problem(DType::bf16, 128, 128, Mask::none, {2, 1000, 0}, 64, 64),
+         wgmma(8, 128, 2, true), 256}};
+    const std::vector<Outcome> outcomes = run_cases(empty);
+    const tuner::ForwardRows& kernel = outcomes[0].kernel;
+    int64_t bad = 0;
+    for (size_t r = 0; r < kernel.rows.size(); ++r) {
+      bad += kernel.lse[r] != -INFINITY;
+      for (size_t d = 0; d < 128; ++d)
+        bad += kernel.o[r * 128 + d] != 0.0;
+    }
+    CHECK(kernel.rows.size() == 256);
+    CHECK(bad == 0);
+  }
+
   TEST_CASE("a large problem, sampled rows" * needs_gpu()) {
     if (!on_hopper()) return;
     std::vector<Case> cases;

@@ -1,5 +1,6 @@
 #include "tuner/candidate_module.h"
 
+#include "codegen/forward_launch.h"
 #include "runtime/driver.h"
 
 #include <attnjit/error.h>
@@ -8,7 +9,8 @@
 
 namespace attnjit::tuner {
 
-CandidateModule::CandidateModule(const CompiledCandidate& candidate) : candidate_(candidate) {
+CandidateModule::CandidateModule(const CompiledCandidate& candidate, int sm_count)
+    : candidate_(candidate) {
   candidate_.cubin.clear(); // the driver keeps the code once loaded
   const runtime::DriverApi& api = runtime::driver();
   if (candidate.kernels.empty() || candidate.cubin.empty())
@@ -31,6 +33,8 @@ CandidateModule::CandidateModule(const CompiledCandidate& candidate) : candidate
                      fmt::format("cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {}) for {}",
                                  candidate.dynamic_smem, candidate.slug)
                          .c_str());
+    resident_ctas_ = codegen::resident_ctas(functions_.front(), candidate.threads,
+                                            candidate.dynamic_smem, sm_count);
   } catch (...) {
     api.cuModuleUnload(module_);
     throw;

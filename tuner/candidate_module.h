@@ -17,7 +17,8 @@ class CandidateModule {
 public:
   // Throws Error(driver) when the driver refuses the image, a kernel name or the shared memory:
   // the candidate failed, the context is fine.
-  explicit CandidateModule(const CompiledCandidate& candidate);
+  // `sm_count`: the device's, for resident_ctas().
+  CandidateModule(const CompiledCandidate& candidate, int sm_count);
   ~CandidateModule();
   CandidateModule(const CandidateModule&) = delete;
   CandidateModule& operator=(const CandidateModule&) = delete;
@@ -26,11 +27,14 @@ public:
   CUfunction function() const { return functions_.front(); }        // kernels[0], the main one
   // One per CompiledCandidate::kernels entry, in that order.
   const std::vector<CUfunction>& functions() const { return functions_; }
+  // The main kernel's CTAs the whole GPU holds at once (codegen::resident_ctas).
+  int resident_ctas() const { return resident_ctas_; }
 
 private:
   CompiledCandidate candidate_;
   CUmodule module_ = nullptr;
   std::vector<CUfunction> functions_;
+  int resident_ctas_ = 0;
 };
 
 // Errors after which the context is unusable: every later call fails the same way.

@@ -28,7 +28,9 @@ struct BwdWsTraits : BwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_N, CAUSAL
       kStages * (Base::QTile::kBytes + Base::DoTile::kBytes) + 2 * Base::DsTile::kBytes + kDqBytes +
       kStages * 2 * Base::kBlockM * 4 + (kBarrierBytes + 127) / 128 * 128;
 
-  using Registers = WsRegisters<Base::kThreads, kSmemBytes>;
+  // The loader spills 20 B at d128 with 24 registers; 32 would leave the computing warpgroups
+  // 232 instead of 240, and measured slower (docs/PERF.md, session 7: 500 vs 508 TFLOP/s).
+  using Registers = WsRegisters<Base::kThreads, kSmemBytes, 24>;
 
   static_assert(Base::kWarpgroups >= 1 && Base::kWarpgroups <= 3,
                 "one to three computing warpgroups");

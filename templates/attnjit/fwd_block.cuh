@@ -1,7 +1,8 @@
 // Which tile a forward CTA computes: its query block, batch and head (the longest rows first when
 // causal), the base pointers of its Q rows and of its K/V head, and how many key blocks it visits.
-// Shared by the mma.sync, wide-Dv and wgmma forward kernels, which all launch
-// grid.x = num_m_blocks * batch * num_heads.
+// Shared by the mma.sync, wide-Dv and wgmma forward kernels, which launch
+// grid.x = num_m_blocks * batch * num_heads, one CTA per tile, and by the warp-specialized one,
+// whose CTAs may walk several tiles.
 #pragma once
 
 #include <attnjit/fwd_params.h>
@@ -18,10 +19,10 @@ template <int BLOCK_M, int BLOCK_N, bool CAUSAL> struct FwdBlock {
   const unsigned short* k; // row 0 of this (b, kv_h)
   const unsigned short* v;
 
-  __device__ __forceinline__ explicit FwdBlock(const FwdParams& p) {
-    int m_block = blockIdx.x % p.num_m_blocks;
+  __device__ __forceinline__ explicit FwdBlock(const FwdParams& p, int tile = blockIdx.x) {
+    int m_block = tile % p.num_m_blocks;
     if (CAUSAL) m_block = p.num_m_blocks - 1 - m_block; // the longest rows first
-    const int bh = blockIdx.x / p.num_m_blocks;
+    const int bh = tile / p.num_m_blocks;
     b = bh / p.num_heads, h = bh % p.num_heads, kv_h = h / p.heads_per_kv;
     m0 = m_block * BLOCK_M;
     q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +

@@ -4,6 +4,10 @@
 // (FwdWgmmaRows), but wait on a slot's "full" barrier instead of a CTA barrier and free it on
 // its "empty" barrier. No thread that computes issues a load, and no barrier spans the CTA
 // inside the loop, so one warpgroup's softmax runs while another's MMAs do.
+//
+// A CTA walks tiles blockIdx.x, blockIdx.x + gridDim.x, ... (one when the grid has a CTA per
+// tile). The ring and Q's barriers carry on from tile to tile, so the loader fetches the next
+// tile's Q and first K/V blocks while the computing warpgroups still finish this one.
 #pragma once
 
 #include <attnjit/fwd_block.cuh>
@@ -26,23 +30,37 @@ __device__ __forceinline__ void load_slot(u32 ring, const TmaTensor& t, u32 full
   tma_load_tile<Tile, COLS>(ring + slot * Tile::kBytes, t, full + 8 * slot, row, kv_h, b);
 }
 
-// The loader: Q once, then K_n and V_n for every key block, each into slot n % STAGES once the
-// computing warps have freed it (the first pass over the ring waits for nothing).
+// Where the ring's and Q's mbarriers are, after the tiles (FwdWsTraits::kBarrierBytes).
+template <int STAGES> struct FwdWsBarriers {
+  u32 q_full, q_empty, k_full, v_full, k_empty, v_empty; // K/V: one barrier per slot, 8 B apart
+  __device__ __forceinline__ explicit FwdWsBarriers(u32 base)
+      : q_full(base), q_empty(base + 8), k_full(base + 16), v_full(k_full + 8 * STAGES),
+        k_empty(v_full + 8 * STAGES), v_empty(k_empty + 8 * STAGES) {}
+};
+
+// The loader: per tile, Q once the computing warps have let go of the last one, then K_n and V_n
+// for every key block into slot step % STAGES, `step` counting this CTA's key blocks over all
+// its tiles, once the computing warps have freed the slot (the first pass waits for nothing).
 template <class K>
-__device__ __forceinline__ void load_tiles(const FwdTmaParams& tma, u32 sQ, u32 sK, u32 sV,
-                                           u32 bars, int m0, int h, int kv_h, int b, int n_blocks) {
+__device__ __forceinline__ void load_tiles(const FwdParams& p, const FwdTmaParams& tma, u32 sQ,
+                                           u32 sK, u32 sV, const FwdWsBarriers<K::kStages>& bar) {
   constexpr int S = K::kStages;
-  const u32 q_full = bars, k_full = bars + 8, v_full = k_full + 8 * S, k_empty = v_full + 8 * S,
-            v_empty = k_empty + 8 * S;
-  mbarrier_arrive_expect_tx(q_full, K::QTile::kBytes);
-  tma_load_tile<typename K::QTile, K::kDqk>(sQ, tma.q, q_full, m0, h, b);
-  for (int n = 0; n < n_blocks; ++n) {
-    const int slot = n % S;
-    const u32 free_parity = ((n / S) & 1) ^ 1;
-    load_slot<typename K::KTile, K::kDqk>(sK, tma.k, k_full, k_empty, slot, free_parity,
-                                          n * K::kBlockN, kv_h, b);
-    load_slot<typename K::VTile, K::kDv>(sV, tma.v, v_full, v_empty, slot, free_parity,
-                                         n * K::kBlockN, kv_h, b);
+  const int tiles = p.num_m_blocks * p.batch * p.num_heads;
+  int step = 0;
+  for (int tile = blockIdx.x, j = 0; tile < tiles; tile += gridDim.x, ++j) {
+    const FwdBlock<K::kBlockM, K::kBlockN, K::kCausal> block(p, tile);
+    if (j > 0) mbarrier_wait(bar.q_empty, (j - 1) & 1);
+    mbarrier_arrive_expect_tx(bar.q_full, K::QTile::kBytes);
+    tma_load_tile<typename K::QTile, K::kDqk>(sQ, tma.q, bar.q_full, block.m0, block.h, block.b);
+    for (int n = 0; n < block.n_blocks; ++n, ++step) {
+      const int slot = step % S;
+      const u32 free_parity = ((step / S) & 1) ^ 1;
+      load_slot<typename K::KTile, K::kDqk>(sK, tma.k, bar.k_full, bar.k_empty, slot, free_parity,
+                                            n * K::kBlockN, block.kv_h, block.b);
+      load_slot<typename K::VTile, K::kDv>(sV, tma.v, bar.v_full, bar.v_empty, slot, free_parity,
+                                           n * K::kBlockN, block.kv_h, block.b);
+    }
+    if (!K::kWalkTiles) break;
   }
 }
 
@@ -51,8 +69,8 @@ __device__ __forceinline__ void load_tiles(const FwdTmaParams& tma, u32 sQ, u32 
 // one warpgroup's MMAs run while the other's softmax does, rather than both contending for the
 // tensor cores and then both leaving them idle through their softmax. Warpgroup w waits on
 // barrier FIRST_ID + w (its own 128 threads plus the 128 of the warpgroup before it, which
-// arrive). The last warpgroup opens the first turn and skips its final arrive, so every barrier
-// is complete when the CTA exits; every warpgroup takes the same number of turns.
+// arrive). Per tile, the last warpgroup opens the first turn and skips its final arrive, so
+// every barrier is complete between tiles; every warpgroup takes the same number of turns.
 template <int WARPGROUPS, int FIRST_ID> struct MmaTurns {
   int wg;
   __device__ __forceinline__ void open() const {
@@ -73,24 +91,21 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
                         const __grid_constant__ FwdTmaParams tma) {
   constexpr int S = K::kStages;
   extern __shared__ __align__(1024) unsigned char smem[];
-  const u32 sQ = (smem_u32(smem) + 1023) & ~1023u; // (BLOCK_M, Dqk), later O (BLOCK_M, Dv)
-  const u32 sK = sQ + K::kQOSpan;                  // STAGES x (BLOCK_N, Dqk)
-  const u32 sV = sK + S * K::KTile::kBytes;        // STAGES x (BLOCK_N, Dv)
-  const u32 bars = sV + S * K::VTile::kBytes;      // see FwdWsTraits::kBarrierBytes
-  const u32 q_full = bars, k_full = bars + 8, v_full = k_full + 8 * S, k_empty = v_full + 8 * S,
-            v_empty = k_empty + 8 * S;
+  const u32 sQ = (smem_u32(smem) + 1023) & ~1023u;        // (BLOCK_M, Dqk)
+  const u32 sK = sQ + K::kQOSpan;                         // STAGES x (BLOCK_N, Dqk)
+  const u32 sV = sK + S * K::KTile::kBytes;               // STAGES x (BLOCK_N, Dv)
+  const u32 sO = K::kOwnO ? sV + S * K::VTile::kBytes : sQ; // (BLOCK_M, Dv) on its way out
+  const FwdWsBarriers<S> bar(sV + S * K::VTile::kBytes + (K::kOwnO ? K::kOSpan : 0));
 
   const int tid = threadIdx.x;
-  const FwdBlock<K::kBlockM, K::kBlockN, K::kCausal> block(p);
-  const int m0 = block.m0, diag = block.diag, n_blocks = block.n_blocks;
-
   if (tid == 0) {
-    mbarrier_init(q_full, 1);
+    mbarrier_init(bar.q_full, 1);           // the loader's arrive; TMA's bytes complete it
+    mbarrier_init(bar.q_empty, K::kWarps);  // one arrive per computing warp
     for (int slot = 0; slot < S; ++slot) {
-      mbarrier_init(k_full + 8 * slot, 1); // the loader's arrive; TMA's bytes complete it
-      mbarrier_init(v_full + 8 * slot, 1);
-      mbarrier_init(k_empty + 8 * slot, K::kWarps); // one arrive per computing warp
-      mbarrier_init(v_empty + 8 * slot, K::kWarps);
+      mbarrier_init(bar.k_full + 8 * slot, 1);
+      mbarrier_init(bar.v_full + 8 * slot, 1);
+      mbarrier_init(bar.k_empty + 8 * slot, K::kWarps);
+      mbarrier_init(bar.v_empty + 8 * slot, K::kWarps);
     }
     fence_mbarrier_init();
   }
@@ -100,70 +115,91 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     K::Registers::give();
     if (tid == 0) {
       prefetch_tensor_map(tma.q);
-      if (n_blocks > 0) { // with no key (seqlen_k = 0) the K and V maps are left empty
+      if (p.seqlen_k > 0) { // with no key the K and V maps are left empty
         prefetch_tensor_map(tma.k);
         prefetch_tensor_map(tma.v);
       }
-      load_tiles<K>(tma, sQ, sK, sV, bars, m0, block.h, block.kv_h, block.b, n_blocks);
+      load_tiles<K>(p, tma, sQ, sK, sV, bar);
     }
     return;
   }
   K::Registers::take();
 
   const int ctid = tid - 128, lane = ctid % 32, warp = ctid / 32;
-  FwdWgmmaRows<K> rows(sQ, sK, sV, warp, lane);
-  auto wait_full = [](u32 full, int n) { mbarrier_wait(full + 8 * (n % S), (n / S) & 1); };
-  auto release = [lane](u32 empty, int n) {
-    if (lane == 0) mbarrier_arrive(empty + 8 * (n % S));
+  // Ring step `step`: slot step % S, in its (step / S)-th pass.
+  auto wait_full = [](u32 full, int step) { mbarrier_wait(full + 8 * (step % S), (step / S) & 1); };
+  auto release = [lane](u32 empty, int step) {
+    if (lane == 0) mbarrier_arrive(empty + 8 * (step % S));
   };
-
-  // IDs 2.. (0 is __syncthreads, 1 the epilogue's ComputeBarrier); n_blocks + 1 turns each.
+  // IDs 2.. (0 is __syncthreads, 1 the epilogue's ComputeBarrier); n_blocks + 1 turns a tile.
   const MmaTurns<K::kComputeWarpgroups, 2> turns{warp / 4};
-  mbarrier_wait(q_full, 0);
-  if (n_blocks > 0) {
-    turns.open();
-    wait_full(k_full, 0);
-    turns.take();
-    wgmma_fence();
-    rows.issue_s(0);
-    turns.pass(false);
-    wgmma_wait<0>();
-    release(k_empty, 0);
-    float rescale[1][2];
-    rows.softmax_step(p, 0, m0, diag, rescale);
-    rows.pack_p();
-  }
-  for (int n = 1; n < n_blocks; ++n) {
-    wait_full(k_full, n);
-    wait_full(v_full, n - 1); // long landed: waiting between the two MMAs would fence them
-    turns.take();
-    wgmma_fence();
-    rows.issue_s(n);
-    rows.issue_pv(n - 1);
-    turns.pass(false);
-    wgmma_wait<1>(); // S_n done; P_{n-1} V_{n-1} may still run
-    release(k_empty, n);
-    float rescale[1][2];
-    rows.softmax_step(p, n, m0, diag, rescale);
-    wgmma_wait<0>();
-    release(v_empty, n - 1);
-    rows.next_p(rescale);
-  }
-  if (n_blocks > 0) {
-    wait_full(v_full, n_blocks - 1);
-    turns.take();
-    wgmma_fence();
-    rows.issue_pv(n_blocks - 1);
-    turns.pass(true);
-    wgmma_wait<0>();
-    rows.hold_registers();
-  }
-
-  rows.softmax.finish();
   using ComputeBarrier = NamedBarrier<1, K::kThreads>;
-  ComputeBarrier::sync(); // every warpgroup is done with sQ before O is staged there
-  write_output<K, ComputeBarrier>(p, rows.o, rows.softmax, sQ, block.b, block.h, m0,
-                                  rows.row_in_warp, ctid);
+  const int tiles = p.num_m_blocks * p.batch * p.num_heads;
+  int step0 = 0; // ring steps of this CTA's earlier tiles
+  for (int tile = blockIdx.x, j = 0; tile < tiles; tile += gridDim.x, ++j) {
+    const FwdBlock<K::kBlockM, K::kBlockN, K::kCausal> block(p, tile);
+    const int m0 = block.m0, diag = block.diag, n_blocks = block.n_blocks;
+    FwdWgmmaRows<K> rows(sQ, sK, sV, warp, lane);
+
+    mbarrier_wait(bar.q_full, j & 1);
+    if (n_blocks > 0) {
+      turns.open();
+      wait_full(bar.k_full, step0);
+      turns.take();
+      wgmma_fence();
+      rows.issue_s(step0);
+      turns.pass(false);
+      wgmma_wait<0>();
+      release(bar.k_empty, step0);
+      float rescale[1][2];
+      rows.softmax_step(p, 0, m0, diag, rescale);
+      rows.pack_p();
+    }
+    for (int n = 1; n < n_blocks; ++n) {
+      const int step = step0 + n;
+      wait_full(bar.k_full, step);
+      wait_full(bar.v_full, step - 1); // long landed: waiting between the MMAs would fence them
+      turns.take();
+      wgmma_fence();
+      rows.issue_s(step);
+      rows.issue_pv(step - 1);
+      turns.pass(false);
+      wgmma_wait<1>(); // S_n done; P_{n-1} V_{n-1} may still run
+      release(bar.k_empty, step);
+      float rescale[1][2];
+      rows.softmax_step(p, n, m0, diag, rescale);
+      wgmma_wait<0>();
+      release(bar.v_empty, step - 1);
+      rows.next_p(rescale);
+    }
+    // Every S MMA is done: the loader may bring the next tile's Q, unless O is staged there.
+    if (K::kOwnO && lane == 0) mbarrier_arrive(bar.q_empty);
+    if (n_blocks > 0) {
+      const int last = step0 + n_blocks - 1;
+      wait_full(bar.v_full, last);
+      turns.take();
+      wgmma_fence();
+      rows.issue_pv(last);
+      turns.pass(true);
+      wgmma_wait<0>();
+      release(bar.v_empty, last);
+      rows.hold_registers();
+    }
+    step0 += n_blocks;
+
+    rows.softmax.finish();
+    // Every warpgroup is done with sO (the last tile's O) and, when O is staged in Q's place,
+    // with sQ, before O is staged.
+    ComputeBarrier::sync();
+    write_output<K, ComputeBarrier>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
+                                    rows.row_in_warp, ctid);
+    if (!K::kOwnO) { // this warp has read its O rows; TMA may overwrite them with the next Q
+      __syncwarp();
+      fence_proxy_async();
+      if (lane == 0) mbarrier_arrive(bar.q_empty);
+    }
+    if (!K::kWalkTiles) break;
+  }
 }
 
 } // namespace attnjit

@@ -9,18 +9,29 @@
 namespace attnjit {
 
 template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, int BLOCK_M, int BLOCK_N, int STAGES,
-          bool CAUSAL>
+          bool CAUSAL, bool WALK_TILES>
 struct FwdWsTraits : FwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_M, BLOCK_N, STAGES, CAUSAL> {
   using Base = FwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_M, BLOCK_N, STAGES, CAUSAL>;
   // Base::kThreads (the computing warpgroups) is what the softmax and epilogue see.
   static constexpr int kComputeWarpgroups = BLOCK_M / 64;
   static constexpr int kLaunchThreads = Base::kThreads + 128;
 
-  // Barriers after the tiles: Q full, then per slot K full, V full, K empty, V empty.
-  static constexpr int kBarrierBytes = (1 + 4 * STAGES) * 8;
-  static constexpr int kSmemBytes = Base::kSmemBytes + (kBarrierBytes + 127) / 128 * 128;
+  // Barriers after the tiles: Q full, Q empty, then per slot K full, V full, K empty, V empty.
+  static constexpr int kBarrierBytes = (2 + 4 * STAGES) * 8;
+  static constexpr int kBarrierSpan = (kBarrierBytes + 127) / 128 * 128;
+  // WALK_TILES (codegen's forward_walks_tiles): a CTA walks tiles blockIdx.x, blockIdx.x +
+  // gridDim.x, ..., the launch capping the grid at the CTAs the GPU holds. Else one tile per CTA,
+  // and no tile loop to keep registers for.
+  static constexpr bool kWalkTiles = WALK_TILES;
+  // Walking, O gets its own space where that fits sm_90's 227 KiB, so the next tile's Q can land
+  // while this tile's O is written; else O is staged in Q's place and the next Q waits for it.
+  static constexpr int kOSpan = (Base::OTile::kBytes + 1023) / 1024 * 1024;
+  static constexpr bool kOwnO = WALK_TILES && Base::kSmemBytes + kOSpan + kBarrierSpan <= 232448;
+  static constexpr int kSmemBytes = Base::kSmemBytes + (kOwnO ? kOSpan : 0) + kBarrierSpan;
 
-  using Registers = WsRegisters<Base::kThreads, kSmemBytes>;
+  // A loader that walks tiles spilled 12 B (d128) to 72 B (192/128) with 24 or 32 registers;
+  // 40 leave the two computing warpgroups 232 each (the pool is 168 x 384).
+  using Registers = WsRegisters<Base::kThreads, kSmemBytes, WALK_TILES ? 40 : 24>;
 
   static_assert(kComputeWarpgroups >= 1 && kComputeWarpgroups <= 3,
                 "one to three computing warpgroups");

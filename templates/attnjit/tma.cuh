@@ -106,19 +106,26 @@ template <int REGS> __device__ __forceinline__ void setmaxnreg_inc() {
 // How a warp-specialized kernel of COMPUTE_THREADS computing threads plus one loading warpgroup
 // shares registers. Two CTAs per SM when a single computing warpgroup leaves room for a second
 // CTA's SMEM_BYTES (227 KB per SM, 1 KB of it reserved per CTA). Registers at entry come from
-// __launch_bounds__; then the loader keeps 24 and the computing warpgroups share the rest, at
-// most 240 each (setmaxnreg takes multiples of 8 from 24 to 256).
-template <int COMPUTE_THREADS, int SMEM_BYTES> struct WsRegisters {
+// __launch_bounds__; then the loader keeps PRODUCER_REGS and the computing warpgroups share the
+// rest, at most 240 each (setmaxnreg takes multiples of 8 from 24 to 256). The loader's count is
+// the least its loop runs in without spilling (codegen's ws_producer_registers).
+template <int COMPUTE_THREADS, int SMEM_BYTES, int PRODUCER_REGS> struct WsRegisters {
   static constexpr int kCtasPerSm =
       COMPUTE_THREADS == 128 && 2 * (SMEM_BYTES + 1024) <= 233472 ? 2 : 1;
-  static constexpr int kProducerRegs = 24;
+  static constexpr int kProducerRegs = PRODUCER_REGS;
   static constexpr int kEntryRegs = 65536 / kCtasPerSm / (COMPUTE_THREADS + 128) / 8 * 8 > 255
                                         ? 255
                                         : 65536 / kCtasPerSm / (COMPUTE_THREADS + 128) / 8 * 8;
+  // The pool is what the CTA was launched with, kEntryRegs per thread: setmaxnreg.inc waits
+  // until the loader's setmaxnreg.dec has released enough, so asking for more than the pool
+  // holds hangs the CTA (65536 per SM is not the pool: 168 x 384 = 64512).
   static constexpr int kComputeRegsFit =
-      (65536 / kCtasPerSm - 128 * kProducerRegs) / COMPUTE_THREADS / 8 * 8;
+      (kEntryRegs * (COMPUTE_THREADS + 128) - 128 * kProducerRegs) / COMPUTE_THREADS / 8 * 8;
   static constexpr int kComputeRegs = kComputeRegsFit > 240 ? 240 : kComputeRegsFit;
   static constexpr bool kMoveRegisters = kEntryRegs < kComputeRegs;
+  static_assert(!kMoveRegisters || 128 * kProducerRegs + COMPUTE_THREADS * kComputeRegs <=
+                                       kEntryRegs * (COMPUTE_THREADS + 128),
+                "the computing warpgroups would ask for more registers than the loader frees");
 
   // The loading warpgroup's side and the computing warpgroups' side of the hand-off.
   static __device__ __forceinline__ void give() {

@@ -62,9 +62,9 @@ void TuneOutput::started(const tuner::ProblemResult& r) {
 void TuneOutput::progress(const tuner::ProblemResult& r, const tuner::Progress& p) {
   if (mode_ != TuneOutputMode::terminal) return;
   clear_line();
-  fmt::print("[{}/{}] {}: compiled {}/{} timed {} (screened {}) rejected {} pruned {}",
-             r.index + 1, problems_, r.problem.name, p.compiled, p.total, p.timed, p.screened,
-             p.rejected, p.pruned);
+  fmt::print("[{}/{}] {}: compiled {}/{} timed {} (screened {}) rejected {} pruned {}", r.index + 1,
+             problems_, r.problem.name, p.compiled, p.total, p.timed, p.screened, p.rejected,
+             p.pruned);
   if (p.best) fmt::print(" best {:.3f} ms ({})", p.best_ms, short_config(*p.best));
   std::fflush(stdout);
   line_open_ = true;

@@ -133,9 +133,10 @@ static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagr
       fmt::arg("dv", spec.head_dim_v), fmt::arg("block_m", config.block_m),
       fmt::arg("block_n", config.block_n), fmt::arg("stages", config.num_stages),
       fmt::arg("causal", spec.mask == Mask::causal ? "true" : "false"),
-      fmt::arg("walk", !ws                               ? ""
-                       : forward_walks_tiles(spec, config) ? ",\n                                       /*WALK_TILES=*/true"
-                                                           : ",\n                                       /*WALK_TILES=*/false"),
+      fmt::arg("walk", !ws ? ""
+                       : forward_walks_tiles(spec, config)
+                           ? ",\n                                       /*WALK_TILES=*/true"
+                           : ",\n                                       /*WALK_TILES=*/false"),
       fmt::arg("grid", forward_walks_tiles(spec, config)
                            ? "min(tiles, CTAs the GPU holds at once), each taking tiles\n"
                              "//         blockIdx.x + k * gridDim.x; tiles = "
@@ -261,9 +262,10 @@ using Traits = attnjit::{traits}<{dtype},
 static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
 )",
           fmt::arg("instructions", instructions),
-          fmt::arg("stages", ws ? fmt::format(",\n                                       /*STAGES=*/{}",
-                                              config.num_stages)
-                                : std::string()),
+          fmt::arg("stages",
+                   ws ? fmt::format(",\n                                       /*STAGES=*/{}",
+                                    config.num_stages)
+                      : std::string()),
           fmt::arg("header", ws ? "bwd_ws_kernel.cuh" : "bwd_wgmma_kernel.cuh"),
           fmt::arg("traits", ws ? "BwdWsTraits" : "BwdWgmmaTraits"),
           fmt::arg("dtype", element_type(spec.dtype)), fmt::arg("dqk", spec.head_dim_qk),

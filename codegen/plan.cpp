@@ -43,9 +43,8 @@ ForwardPlan::ForwardPlan(const AttentionProblem& problem, std::optional<TileConf
   codegen::grid_blocks(problem.shape.seqlen_q, m.plan.config.block_m,
                        problem.shape.batch * problem.spec.num_heads, problem);
   runtime::make_current(m.plan.context);
-  m.resident_ctas =
-      codegen::resident_ctas(m.plan.kernel->function, m.plan.generated.threads,
-                             m.plan.generated.dynamic_smem, m.plan.device.sm_count);
+  m.resident_ctas = codegen::resident_ctas(m.plan.kernel->function, m.plan.generated.threads,
+                                           m.plan.generated.dynamic_smem, m.plan.device.sm_count);
 }
 
 ForwardPlan::~ForwardPlan() = default;

@@ -71,7 +71,8 @@ int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   // way to the reduce-add unless deterministic, then the mbarriers in a 128-byte unit.
   if (c.wgmma && c.warp_specialized)
     return 1024 + c.block_n * (qk + v) + c.num_stages * c.block_m * (qk + v) +
-           2 * c.block_n * c.block_m * 2 + (spec.deterministic ? 0 : c.block_m * spec.head_dim_qk * 4) +
+           2 * c.block_n * c.block_m * 2 +
+           (spec.deterministic ? 0 : c.block_m * spec.head_dim_qk * 4) +
            c.num_stages * 2 * c.block_m * 4 + 128;
   if (c.wgmma)
     return 1024 + c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + c.block_n * c.block_m * 2 +
@@ -128,8 +129,9 @@ static int warp_specialized_registers(const KernelSpec& spec, const TileConfig& 
       spec.pass == Pass::forward ? forward_smem_bytes(spec, c) : backward_smem_bytes(spec, c);
   const int ctas_per_sm = compute_threads == 128 && 2 * (smem + 1024) <= 233472 ? 2 : 1;
   const int entry = std::min(255, 65536 / ctas_per_sm / (32 * c.num_warps) / 8 * 8);
-  const int moved = std::min(240, (entry * 32 * c.num_warps - 128 * ws_producer_registers(spec, c)) /
-                                      compute_threads / 8 * 8);
+  const int moved =
+      std::min(240, (entry * 32 * c.num_warps - 128 * ws_producer_registers(spec, c)) /
+                        compute_threads / 8 * 8);
   return std::max(entry, moved);
 }
 
@@ -373,7 +375,8 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
   // 301), then the all-loading kernel (d128: 346 vs mma.sync's 245; d64: 213 vs 202).
   if (spec.pass == Pass::backward)
     for (const TileConfig& k :
-         {TileConfig{64, 128, 12, 3, false, true, true}, TileConfig{64, 128, 12, 2, false, true, true},
+         {TileConfig{64, 128, 12, 3, false, true, true},
+          TileConfig{64, 128, 12, 2, false, true, true},
           TileConfig{64, 64, 8, 3, false, true, true}, TileConfig{64, 64, 8, 2, false, true, true},
           TileConfig{64, 128, 8, 2, false, true}, TileConfig{64, 64, 4, 2, false, true}})
       if (why_not(spec, k, limits).empty()) return k;

@@ -168,9 +168,8 @@ TEST_SUITE("gpu.forward_wgmma") {
     }
     run_cases(cases);
     // No key at all: every tile still takes its Q and writes O = 0, LSE = -inf.
-    std::vector<Case> empty{
-        {make_problem(DType::bf16, 128, 128, Mask::none, {2, 1000, 0}, 64, 64),
-         wgmma(8, 128, 2, true), 256}};
+    std::vector<Case> empty{{make_problem(DType::bf16, 128, 128, Mask::none, {2, 1000, 0}, 64, 64),
+                             wgmma(8, 128, 2, true), 256}};
     const std::vector<Outcome> outcomes = run_cases(empty);
     const tuner::ForwardRows& kernel = outcomes[0].kernel;
     int64_t bad = 0;

@@ -127,7 +127,8 @@ TEST_SUITE("tuner.worker") {
     const Outcome aborted = bench.evaluate(candidate(2, kSimAbort), 0);
     CHECK(aborted.status == Status::crashed);
     CHECK(aborted.detail.find("signal 6") != std::string::npos);
-    CHECK(bench.evaluate(candidate(3, "SIM:ok"), 0).status == Status::ok); // a fresh, prepared worker
+    CHECK(bench.evaluate(candidate(3, "SIM:ok"), 0).status ==
+          Status::ok); // a fresh, prepared worker
     CHECK(bench.restarts() == 1);
     CHECK(bench.pid() != first);
 

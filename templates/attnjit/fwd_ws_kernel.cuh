@@ -91,16 +91,16 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
                         const __grid_constant__ FwdTmaParams tma) {
   constexpr int S = K::kStages;
   extern __shared__ __align__(1024) unsigned char smem[];
-  const u32 sQ = (smem_u32(smem) + 1023) & ~1023u;        // (BLOCK_M, Dqk)
-  const u32 sK = sQ + K::kQOSpan;                         // STAGES x (BLOCK_N, Dqk)
-  const u32 sV = sK + S * K::KTile::kBytes;               // STAGES x (BLOCK_N, Dv)
+  const u32 sQ = (smem_u32(smem) + 1023) & ~1023u;          // (BLOCK_M, Dqk)
+  const u32 sK = sQ + K::kQOSpan;                           // STAGES x (BLOCK_N, Dqk)
+  const u32 sV = sK + S * K::KTile::kBytes;                 // STAGES x (BLOCK_N, Dv)
   const u32 sO = K::kOwnO ? sV + S * K::VTile::kBytes : sQ; // (BLOCK_M, Dv) on its way out
   const FwdWsBarriers<S> bar(sV + S * K::VTile::kBytes + (K::kOwnO ? K::kOSpan : 0));
 
   const int tid = threadIdx.x;
   if (tid == 0) {
-    mbarrier_init(bar.q_full, 1);           // the loader's arrive; TMA's bytes complete it
-    mbarrier_init(bar.q_empty, K::kWarps);  // one arrive per computing warp
+    mbarrier_init(bar.q_full, 1);          // the loader's arrive; TMA's bytes complete it
+    mbarrier_init(bar.q_empty, K::kWarps); // one arrive per computing warp
     for (int slot = 0; slot < S; ++slot) {
       mbarrier_init(bar.k_full + 8 * slot, 1);
       mbarrier_init(bar.v_full + 8 * slot, 1);

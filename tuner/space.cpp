@@ -61,8 +61,9 @@ Verdict can_implement(const AttentionProblem& problem, const TileConfig& config,
 namespace {
 
 // What BwdTraits exposes: block_m, block_n and warps (the Q/dO ring has two stages, Q is never in
-// registers; the warp-specialized kernel's third stage comes from codegen::candidates). Its static_asserts (16-key tiles per warp, warps covering block_m's 16-row tiles of
-// dQ) and the register estimate prune most of the 48: on sm_90a 8 are left for d128, where
+// registers; the warp-specialized kernel's third stage comes from codegen::candidates). Its
+// static_asserts (16-key tiles per warp, warps covering block_m's 16-row tiles of dQ) and the
+// register estimate prune most of the 48: on sm_90a 8 are left for d128, where
 // codegen::candidates alone has 4, and 13 for d64.
 std::vector<TileConfig> backward_grid() {
   std::vector<TileConfig> grid;

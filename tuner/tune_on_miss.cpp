@@ -45,21 +45,15 @@ MissResult from_record(cache::TuningRecord record, cache::LookupSource source, s
   return r;
 }
 
-// Releases the claim when the tuning ends, with or without a record, trying again a few times
-// when the database stays busy past its timeout (processes waiting on the key poll it). A release
-// that still fails leaves a claim whose process is alive; once the process ends, the next
-// claimant takes it over.
+// Releases the claim when the tuning ends, with or without a record. A release that fails leaves
+// a claim whose process is alive; once the process ends, the next claimant takes it over.
 struct ClaimRelease {
   cache::Database& db;
   const cache::RecordKey& key;
   ~ClaimRelease() {
-    for (int attempt = 1; attempt <= 4; ++attempt) {
-      try {
-        db.release_claim(key);
-        return;
-      } catch (const Error&) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
-      }
+    try {
+      db.release_claim(key);
+    } catch (const Error&) {
     }
   }
 };

@@ -4,11 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <sys/stat.h>
 #include <system_error>
 
@@ -49,15 +49,55 @@ bool has_wal(const std::string& path) {
 struct RawHeader {
   std::array<unsigned char, kHeaderBytes> bytes{};
   size_t got = 0;
+  int64_t file_size = 0;
 };
 
-RawHeader read_raw_header(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) refuse(path, fmt::format("cannot read: {}", std::strerror(errno)));
+// The file SQLite opened for the connection's main database; null before it opened one.
+sqlite3_file* main_file(sqlite3* db) {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK)
+    return nullptr;
+  return file && file->pMethods ? file : nullptr;
+}
+
+// The first bytes and the size, through SQLite's file object (file_check.h says why never a
+// descriptor of ours).
+RawHeader read_raw_header(const std::string& path, sqlite3_file* file) {
   RawHeader h;
-  in.read(reinterpret_cast<char*>(h.bytes.data()), h.bytes.size());
-  h.got = size_t(in.gcount());
+  sqlite3_int64 size = 0;
+  if (const int rc = file->pMethods->xFileSize(file, &size); rc != SQLITE_OK)
+    refuse(path, fmt::format("cannot read its size: {}", sqlite3_errstr(rc)));
+  h.file_size = size;
+  h.got = size_t(std::min<sqlite3_int64>(size, sqlite3_int64(kHeaderBytes)));
+  if (h.got == 0) return h;
+  // SQLITE_IOERR_SHORT_READ, should the file shrink meanwhile, fills the rest with zeros.
+  const int rc = file->pMethods->xRead(file, h.bytes.data(), int(h.got), 0);
+  if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ)
+    refuse(path, fmt::format("cannot read: {}", sqlite3_errstr(rc)));
   return h;
+}
+
+// Before SQLite opens the file for real: a read-only connection that only opens it (it reads
+// nothing and creates no -wal or -shm file until a statement runs). Closing it leaves the
+// process's locks on the file alone.
+RawHeader read_raw_header(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_file* file = rc == SQLITE_OK ? main_file(db) : nullptr;
+  if (!file) {
+    const int err = db ? sqlite3_system_errno(db) : 0;
+    const std::string why = err ? std::strerror(err) : db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    refuse(path, fmt::format("cannot read: {}", why));
+  }
+  try {
+    RawHeader h = read_raw_header(path, file);
+    sqlite3_close_v2(db);
+    return h;
+  } catch (...) {
+    sqlite3_close_v2(db);
+    throw;
+  }
 }
 
 uint32_t page_size_of(const RawHeader& h) {
@@ -91,13 +131,14 @@ FileState inspect_file(const std::string& path) {
   return FileState::sqlite;
 }
 
-void check_file_size(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || st.st_size == 0 || has_wal(path)) return;
-  const RawHeader h = read_raw_header(path);
-  if (h.got < kHeaderBytes) return; // inspect_file() has judged it
+void check_file_size(sql::Connection& conn) {
+  const std::string& path = conn.path();
+  sqlite3_file* file = main_file(conn.handle());
+  if (!file || has_wal(path)) return;
+  const RawHeader h = read_raw_header(path, file);
+  if (h.file_size == 0 || h.got < kHeaderBytes) return; // inspect_file() has judged it
   const uint32_t page_size = page_size_of(h);
-  const auto size = uint64_t(st.st_size);
+  const auto size = uint64_t(h.file_size);
   if (size % page_size != 0)
     refuse(path, fmt::format("truncated: {} bytes is not a whole number of {}-byte pages", size,
                              page_size));

@@ -41,12 +41,12 @@ Header read_header(sql::Connection& conn) {
   conn.exec("BEGIN");
   try {
     Header h = read_fields(conn);
-    check_file_size(conn.path());
+    check_file_size(conn);
     conn.exec("COMMIT");
     return h;
   } catch (const Error&) {
     sqlite3_exec(conn.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-    check_file_size(conn.path()); // "truncated: ..." says more than SQLite's "malformed"
+    check_file_size(conn); // "truncated: ..." says more than SQLite's "malformed"
     throw;
   }
 }

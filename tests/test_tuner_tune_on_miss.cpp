@@ -66,6 +66,23 @@ cache::RecordKey key_of(const AttentionProblem& p) {
   return {sim_device().name, p.spec, p.shape};
 }
 
+// A pipe a child process blocks on until the parent closes its write end.
+struct Gate {
+  int fds[2] = {-1, -1};
+  Gate() { REQUIRE(::pipe(fds) == 0); }
+  ~Gate() { close_end(0), close_end(1); }
+  void close_end(int i) {
+    if (fds[i] >= 0) ::close(fds[i]), fds[i] = -1;
+  }
+  void wait() {
+    close_end(1);
+    char c;
+    while (::read(fds[0], &c, 1) < 0 && errno == EINTR) {
+    }
+  }
+  void open() { close_end(1); }
+};
+
 } // namespace
 
 TEST_SUITE("tuner.tune_on_miss") {
@@ -128,6 +145,42 @@ TEST_SUITE("tuner.tune_on_miss") {
     CHECK(again.source == cache::LookupSource::exact);
     CHECK(again.config == record->config);
     CHECK(tunings.load() == before);
+  }
+
+  // SQLite's locks are POSIX record locks, which a process loses when it closes any descriptor of
+  // the file. Were opening a database to read its header through a descriptor of its own (the
+  // size check of its own open, or another thread's open beside it), another process closing its
+  // connection would think itself the last one, checkpoint and delete the -wal file under this
+  // one, and this one's next commit (the claim's release) would go to the deleted file: lost.
+  TEST_CASE("opening the database keeps this process's locks: a claim's release is not lost") {
+    TempDir dir;
+    const std::string db = dir.file("cache.db");
+    { cache::Database create(db, cache::OpenMode::read_write); } // its -wal file goes with it
+    const cache::RecordKey key = key_of(small_problem(Pass::forward));
+    const cache::ClaimIdentity self{4243, "another-host", 9};
+    // Forked before this process opens the file: SQLite's state must not cross a fork.
+    Gate first, second;
+    const pid_t closer = spawn([&] {
+      second.close_end(1);
+      first.wait();
+      cache::Database other(db, cache::OpenMode::read_write);
+      return other.claim_of(key) ? 0 : 1; // then closes: the last connection, were ours unlocked
+    });
+    const pid_t reader = spawn([&] {
+      first.close_end(1);
+      second.wait();
+      cache::Database other(db, cache::OpenMode::read_write);
+      return other.claim_of(key) ? 1 : 0;
+    });
+    cache::Database mine(db, cache::OpenMode::read_write); // its size check reads the header
+    REQUIRE(mine.try_claim(key, 3600s, codegen::template_hash(), self).status ==
+            cache::ClaimStatus::claimed);
+    { cache::Database beside(db, cache::OpenMode::read_write); } // as another thread's would
+    first.open();
+    CHECK(wait_for(closer) == 0);
+    CHECK(mine.release_claim(key, self));
+    second.open();
+    CHECK(wait_for(reader) == 0); // 1: the release went to a deleted -wal file
   }
 
   TEST_CASE("threads of one process: one tunes, the others wait for its record") {

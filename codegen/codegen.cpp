@@ -233,8 +233,7 @@ static GeneratedKernel generate_wgmma_backward(const KernelSpec& spec, const Til
   k.name_expression = ws ? "attnjit::flash_bwd_dkdv_ws_kernel<Traits>"
                          : "attnjit::flash_bwd_dkdv_wgmma_kernel<Traits>";
   std::vector<int> sizes;
-  for (int n :
-       {64, spec.head_dim_qk, spec.head_dim_v, spec.head_dim_qk / (computing_warps(config) / 4)})
+  for (int n : {64, spec.head_dim_qk, spec.head_dim_v, backward_dq_columns(spec, config)})
     if (std::find(sizes.begin(), sizes.end(), n) == sizes.end()) sizes.push_back(n);
   std::string instructions;
   for (int n : sizes)
@@ -291,9 +290,9 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
                         element_type(spec.dtype), spec.head_dim_qk, spec.head_dim_v,
                         spec.mask == Mask::causal ? "true" : "false")
       : config.warp_specialized
-          // Its dQ accumulator comes in slices of Dqk / (computing warpgroups) columns.
+          // Its dQ accumulator comes in tiles of backward_dq_columns.
           ? fmt::format("attnjit::flash_bwd_dq_tiled_kernel<{}, {}, {}>", element_type(spec.dtype),
-                        spec.head_dim_qk, spec.head_dim_qk * 4 / computing_warps(config))
+                        spec.head_dim_qk, backward_dq_columns(spec, config))
           : fmt::format("attnjit::flash_bwd_dq_kernel<{}, {}>", element_type(spec.dtype),
                         spec.head_dim_qk);
   const std::string reduce =

@@ -10,8 +10,18 @@
 
 namespace attnjit::codegen {
 
+int causal_group_heads(const AttentionProblem& problem, long long l2_bytes) {
+  const KernelSpec& s = problem.spec;
+  const int64_t pairs = problem.shape.batch * s.num_heads;
+  const int64_t v_cols = s.layout == Layout::v_in_k ? 0 : s.head_dim_v;
+  // A query head's share of its KV head's K and V (GQA's group reads them once).
+  const int64_t kv_bytes = std::max<int64_t>(
+      1, problem.shape.seqlen_k * (s.head_dim_qk + v_cols) * 2 / (s.num_heads / s.num_kv_heads));
+  return int(std::clamp<int64_t>(l2_bytes / 4 / kv_bytes, 1, std::max<int64_t>(1, pairs)));
+}
+
 static FwdParams forward_params(const AttentionProblem& problem, int num_m_blocks,
-                                const ForwardArgs& args) {
+                                long long l2_bytes, const ForwardArgs& args) {
   const KernelSpec& s = problem.spec;
   const AttentionShape& sh = problem.shape;
   FwdParams p{};
@@ -32,6 +42,7 @@ static FwdParams forward_params(const AttentionProblem& problem, int num_m_block
   p.seqlen_q = int(sh.seqlen_q);
   p.seqlen_k = int(sh.seqlen_k);
   p.num_m_blocks = num_m_blocks;
+  p.causal_group = s.mask == Mask::causal ? causal_group_heads(problem, l2_bytes) : 1;
   p.softmax_scale = effective_softmax_scale(problem);
   p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
   return p;
@@ -49,7 +60,7 @@ CUresult enqueue_forward(const ForwardLaunch& launch, const AttentionProblem& pr
                          const ForwardArgs& args, CUstream stream) {
   const AttentionShape& sh = problem.shape;
   const int64_t m_blocks = (sh.seqlen_q + launch.config.block_m - 1) / launch.config.block_m;
-  FwdParams p = forward_params(problem, int(m_blocks), args);
+  FwdParams p = forward_params(problem, int(m_blocks), launch.l2_bytes, args);
   FwdTmaParams tma{};
   if (launch.config.warp_specialized) tma = forward_tensor_maps(problem, launch.config, args);
   void* kernel_args[] = {&p, &tma}; // the kernels without tensor maps read only the first

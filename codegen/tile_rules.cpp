@@ -64,15 +64,24 @@ int computing_warps(const TileConfig& c) {
   return c.warp_specialized ? c.num_warps - 4 : c.num_warps;
 }
 
+int backward_dq_columns(const KernelSpec& spec, const TileConfig& c) {
+  const int warpgroups = std::max(1, computing_warps(c) / 4);
+  const int slice = spec.head_dim_qk / warpgroups;
+  return slice % 64 == 0 ? slice : spec.head_dim_qk;
+}
+
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
   // 1 KiB to align the base; K and V; Q and dO two stages; dS^T; LSE and D two stages.
-  // Warp-specialized: dS^T twice (by step parity), dQ (block_m, head_dim_qk) in fp32 on its
-  // way to the reduce-add unless deterministic, then the mbarriers in a 128-byte unit.
+  // Warp-specialized: dS^T twice (by step parity), each computing warpgroup's dQ (block_m,
+  // backward_dq_columns) in fp32 on its way to the reduce-add unless deterministic, then the
+  // mbarriers in a 128-byte unit.
   if (c.wgmma && c.warp_specialized)
     return 1024 + c.block_n * (qk + v) + c.num_stages * c.block_m * (qk + v) +
            2 * c.block_n * c.block_m * 2 +
-           (spec.deterministic ? 0 : c.block_m * spec.head_dim_qk * 4) +
+           (spec.deterministic
+                ? 0
+                : computing_warps(c) / 4 * c.block_m * backward_dq_columns(spec, c) * 4) +
            c.num_stages * 2 * c.block_m * 4 + 128;
   if (c.wgmma)
     return 1024 + c.block_n * (qk + v) + 2 * c.block_m * (qk + v) + c.block_n * c.block_m * 2 +
@@ -154,17 +163,14 @@ static std::string why_not_wgmma_backward(const KernelSpec& spec, const TileConf
   if (c.block_n != 16 * warps)
     return fmt::format("block_n {} != 16 * {} ({}): each computing warpgroup owns 64 keys",
                        c.block_n, c.warp_specialized ? "(num_warps - 4)" : "num_warps", 16 * warps);
-  if ((spec.head_dim_qk / (warps / 4)) % 64 != 0)
-    return fmt::format("dQ: head_dim_qk {} does not split into {} warpgroups' slices of whole "
-                       "64-column groups",
-                       spec.head_dim_qk, warps / 4);
   // Measured: with 128 dQ columns a computing warpgroup of the warp-specialized kernel has too
   // few registers left, and ptxas serializes its MMAs (C7520); d128 on one warpgroup ran at 230
   // TFLOP/s against 365 on two.
-  if (c.warp_specialized && spec.head_dim_qk / (warps / 4) > 64)
-    return fmt::format("warp-specialized: each computing warpgroup's dQ slice would be {} columns "
-                       "(more than 64 leaves too few registers; use more warpgroups)",
-                       spec.head_dim_qk / (warps / 4));
+  if (c.warp_specialized && backward_dq_columns(spec, c) > 64)
+    return fmt::format("warp-specialized: each computing warpgroup's dQ would be {} columns (more "
+                       "than 64 leaves too few registers; use more warpgroups, into which "
+                       "head_dim_qk {} splits in whole 64-column groups)",
+                       backward_dq_columns(spec, c), spec.head_dim_qk);
   if (c.num_stages != 2 && !(c.warp_specialized && c.num_stages == 3))
     return fmt::format("num_stages {}: the backward's Q/dO ring has two stages (three when "
                        "warp-specialized)",
@@ -372,14 +378,18 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
   // slices, else one. Warp-specialized first (a TMA loader warpgroup, dQ reduce-added by TMA;
   // docs/PERF.md, session 5: d128 417 vs 351 TFLOP/s, causal 359 vs 310, d64 283 vs 209), with
   // a third Q/dO slot where it fits (session 6: d128 487 vs 470, causal 410 vs 385, d64 307 vs
-  // 301), then the all-loading kernel (d128: 346 vs mma.sync's 245; d64: 213 vs 202).
+  // 301), then the all-loading kernel (d128: 346 vs mma.sync's 245; d64: 213 vs 202). d64 stays
+  // on one warpgroup: two, each summing dQ over its own keys, measured 1.00-1.02x without a mask
+  // and 0.92x causal (session 8: B2 S2048 H12 311 vs 308, causal 225 vs 244).
   if (spec.pass == Pass::backward)
     for (const TileConfig& k :
          {TileConfig{64, 128, 12, 3, false, true, true},
           TileConfig{64, 128, 12, 2, false, true, true},
           TileConfig{64, 64, 8, 3, false, true, true}, TileConfig{64, 64, 8, 2, false, true, true},
           TileConfig{64, 128, 8, 2, false, true}, TileConfig{64, 64, 4, 2, false, true}})
-      if (why_not(spec, k, limits).empty()) return k;
+      if (backward_dq_columns(spec, k) * (computing_warps(k) / 4) == spec.head_dim_qk &&
+          why_not(spec, k, limits).empty())
+        return k;
   if (uses_wide_forward(spec))
     c = TileConfig{64, 64, 8, 2, false};
   else if (spec.pass == Pass::forward)

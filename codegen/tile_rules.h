@@ -48,6 +48,10 @@ int computing_warps(const TileConfig& config);
 bool forward_walks_tiles(const KernelSpec& spec, const TileConfig& config);
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
+// Columns of dQ each computing warpgroup of the wgmma backward accumulates (BwdWgmmaTraits::
+// kDqCols): its slice of head_dim_qk over all the CTA's keys where head_dim_qk splits into whole
+// 64-column groups, else all of head_dim_qk over its own 64 keys.
+int backward_dq_columns(const KernelSpec& spec, const TileConfig& config);
 // The deterministic backward's dQ kernel (fixed 64 x 64 tiles, 4 warps).
 int backward_dq_smem_bytes(const KernelSpec& spec);
 

@@ -46,6 +46,7 @@ DeviceInfo query_device(int ordinal) {
   info.max_smem_per_block =
       ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
   info.max_regs_per_block = ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK);
+  info.l2_bytes = ATTNJIT_ATTRIBUTE(CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
 #undef ATTNJIT_ATTRIBUTE
   size_t total = 0;
   runtime::check(api.cuDeviceTotalMem(&total, device),

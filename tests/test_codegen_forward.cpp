@@ -2,6 +2,7 @@
 // may ask for, for sm_80 and sm_90a (to CUBIN, so ptxas runs too).
 #include "codegen/argument_checks.h"
 #include "codegen/codegen.h"
+#include "codegen/forward_launch.h"
 #include "codegen/tile_rules.h"
 #include "runtime/nvrtc_compiler.h"
 #include "tests/nvrtc_sweep.h"
@@ -225,6 +226,26 @@ TEST_SUITE("codegen.forward") {
         const TileConfig def = codegen::default_config(spec, limits);
         CHECK(std::find(all.begin(), all.end(), def) != all.end());
       }
+  }
+
+  TEST_CASE("causal tiles go in groups of the heads whose K and V a quarter of the L2 holds") {
+    constexpr long long h100_l2 = 50ll << 20; // a quarter: 12.5 MiB
+    AttentionProblem p;                       // B=1 S=4096 H=32 D=128: 2 MiB of K/V a head
+    p.spec.mask = Mask::causal;
+    CHECK(codegen::causal_group_heads(p, h100_l2) == 6);
+    p.spec.num_kv_heads = 8; // four query heads share a KV head's 2 MiB
+    CHECK(codegen::causal_group_heads(p, h100_l2) == 25);
+    p.spec.num_kv_heads = 1; // every head fits: the group is every (b, h) pair
+    CHECK(codegen::causal_group_heads(p, h100_l2) == 32);
+    p.shape.batch = 2;
+    CHECK(codegen::causal_group_heads(p, h100_l2) == 64);
+    p.spec.num_kv_heads = 32;
+    p.shape.seqlen_k = 1 << 20; // one head's K/V is past the L2: one head at a time
+    CHECK(codegen::causal_group_heads(p, h100_l2) == 1);
+    CHECK(codegen::causal_group_heads(p, 0) == 1);
+    p.spec.head_dim_qk = 576, p.spec.head_dim_v = 512, p.spec.num_heads = 128;
+    p.spec.num_kv_heads = 1, p.spec.layout = Layout::v_in_k, p.shape.seqlen_k = 4096;
+    CHECK(codegen::causal_group_heads(p, h100_l2) == 256); // V is K's: 4.5 MiB per 128 heads
   }
 
   TEST_CASE("flop counts follow the benchmark's rule") {

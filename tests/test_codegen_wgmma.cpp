@@ -75,7 +75,8 @@ TEST_SUITE("codegen.wgmma") {
     KernelSpec backward64 = forward_spec(64, 64);
     backward64.pass = Pass::backward;
     CHECK(codegen::why_not(backward64, {64, 64, 4, 2, false, true}, h100).empty());
-    CHECK(mentions(codegen::why_not(backward64, {64, 128, 8, 2, false, true}, h100), "dQ"));
+    // Two warpgroups at d64: each sums all of dQ's columns over its own keys.
+    CHECK(codegen::why_not(backward64, {64, 128, 8, 2, false, true}, h100).empty());
     CHECK(mentions(codegen::why_not(forward_spec(96, 96), ok, h100), "64-column"));
     CHECK(mentions(codegen::why_not(forward_spec(576, 512), {64, 64, 8, 2, false, true}, h100),
                    "wide-Dv"));
@@ -105,15 +106,29 @@ TEST_SUITE("codegen.wgmma") {
     backward.pass = Pass::backward;
     CHECK(codegen::why_not(backward, {64, 128, 12, 2, false, true, true}, h100).empty());
     CHECK(mentions(codegen::why_not(backward, {64, 64, 8, 2, false, true, true}, h100),
-                   "dQ slice would be 128 columns"));
+                   "dQ would be 128 columns"));
     CHECK(mentions(codegen::why_not(backward, {64, 128, 8, 2, false, true, true}, h100),
                    "num_warps - 4"));
     CHECK(mentions(codegen::why_not(backward, {64, 192, 16, 2, false, true, true}, h100), "dQ"));
-    // d64 with two computing warpgroups would give each a 32-column slice of dQ.
+    // dQ's columns per computing warpgroup: a slice of whole 64-column groups where head_dim_qk
+    // splits into them, else all of them (each warpgroup over its own keys).
+    CHECK(codegen::backward_dq_columns(backward, {64, 128, 12, 2, false, true, true}) == 64);
+    CHECK(codegen::backward_dq_columns(backward, {64, 192, 16, 2, false, true, true}) == 128);
+    CHECK(codegen::backward_dq_columns(backward, {64, 64, 8, 2, false, true, true}) == 128);
     KernelSpec backward64 = forward_spec(64, 64);
     backward64.pass = Pass::backward;
     CHECK(codegen::why_not(backward64, {64, 64, 8, 2, false, true, true}, h100).empty());
-    CHECK(mentions(codegen::why_not(backward64, {64, 128, 12, 2, false, true, true}, h100), "dQ"));
+    CHECK(codegen::why_not(backward64, {64, 128, 12, 3, false, true, true}, h100).empty());
+    CHECK(codegen::why_not(backward64, {64, 128, 8, 2, false, true}, h100).empty());
+    CHECK(codegen::backward_dq_columns(backward64, {64, 128, 12, 2, false, true, true}) == 64);
+    KernelSpec mla = forward_spec(192, 128);
+    mla.pass = Pass::backward;
+    CHECK(mentions(codegen::why_not(mla, {64, 128, 12, 2, false, true, true}, h100),
+                   "dQ would be 192 columns"));
+    // Over own keys every computing warpgroup stages a whole 64 x Dqk fp32 dQ tile.
+    CHECK(codegen::backward_smem_bytes(backward64, {64, 128, 12, 2, false, true, true}) ==
+          codegen::backward_smem_bytes(backward64, {64, 128, 8, 2, false, true}) + 128 * 64 * 2 +
+              2 * 64 * 64 * 4 + 128);
     // Twice dS^T, fp32 dQ (unless deterministic) and a 128-byte unit of mbarriers over the
     // all-loading backward.
     CHECK(codegen::backward_smem_bytes(backward, {64, 128, 12, 2, false, true, true}) ==
@@ -267,7 +282,8 @@ TEST_SUITE("codegen.wgmma") {
          {std::tuple{128, 128, 128, 12, Mask::none, false},
           {128, 128, 128, 12, Mask::causal, false},
           {128, 128, 128, 12, Mask::causal, true},
-          {64, 64, 64, 8, Mask::none, false}}) {
+          {64, 64, 64, 8, Mask::none, false},
+          {64, 64, 128, 12, Mask::causal, false}}) {
       KernelSpec spec = forward_spec(dqk, dv, mask);
       spec.pass = Pass::backward;
       spec.deterministic = deterministic;

@@ -360,6 +360,19 @@ TEST_SUITE("gpu.backward") {
         cases.push_back({scaled, two});
         cases.push_back({make_problem(DType::bf16, 128, mask, {2, 1000, 1000}, 8, 2), two,
                          DoutLayout::contiguous, 256, 128});
+        // d64 on two warpgroups: each sums dQ over its own 64 keys (kDqOverOwnKeys).
+        for (AttentionShape shape : {AttentionShape{1, 17, 17}, AttentionShape{1, 1000, 1000},
+                                     AttentionShape{1, 100, 300}, AttentionShape{3, 300, 100}})
+          cases.push_back({make_problem(shape.batch == 1 ? DType::bf16 : DType::fp16, 64, mask,
+                                        shape),
+                           two});
+        cases.push_back({make_problem(DType::bf16, 64, mask, {2, 200, 200}, 8, 2), two});
+        cases.push_back({make_problem(DType::fp16, 64, mask, {1, 250, 250}, 8, 1), two});
+        AttentionProblem packed64 = make_problem(DType::bf16, 64, mask, {2, 150, 150}, 4, 4);
+        packed64.spec.layout = Layout::packed_qkv;
+        cases.push_back({packed64, two});
+        cases.push_back(
+            {deterministic(make_problem(DType::bf16, 64, mask, {2, 100, 300}, 8, 2)), two});
       }
     run_cases(cases);
   }

@@ -1,6 +1,7 @@
 // ForwardPlan on the device against the fp64 reference: fresh inputs each run (the seed is in every
 // failure message; ATTNJIT_TEST_SEED replays it), outputs poisoned with NaN first, guard bands
 // checked after, tolerance 2 x the plain low-precision error + a floor (FlashAttention's rule).
+#include "codegen/forward_launch.h"
 #include "codegen/tile_rules.h"
 #include "runtime/driver.h"
 #include "tests/forward_cases.h"
@@ -190,6 +191,32 @@ TEST_SUITE("gpu.forward") {
       }
       CHECK_MESSAGE(bad == 0, describe(cases[c].problem, std::nullopt));
     }
+  }
+
+  TEST_CASE("causal tiles in groups of heads, the last group short" * needs_gpu()) {
+    // K/V long enough that a quarter of the L2 holds only a few heads' worth: the grid walks
+    // groups of causal_group_heads (b, h) pairs, longest rows first within each; a tile
+    // mapped twice or never shows as a wrong or NaN row. Every row is checked.
+    const long long l2 = query_device(0).l2_bytes;
+    std::vector<Case> cases;
+    for (DType dtype : kDtypes) {
+      cases.push_back({make_problem(dtype, 128, Mask::causal, {2, 300, 8192}, 7, 7)});
+      cases.push_back({make_problem(dtype, 128, Mask::causal, {1, 200, 16384}, 8, 2)});
+      cases.push_back({make_problem(dtype, 64, Mask::causal, {3, 150, 24000}, 5, 5)});
+    }
+    for (const Case& c : cases) {
+      const int group = codegen::causal_group_heads(c.problem, l2);
+      const int64_t pairs = c.problem.shape.batch * c.problem.spec.num_heads;
+      INFO(describe(c.problem, std::nullopt), ": groups of ", group, " of ", pairs, " pairs");
+      CHECK(group >= 1);
+      CHECK(group <= pairs);
+      if (group == 1 || pairs % group == 0)
+        MESSAGE("this GPU's L2 (", l2, " B) gives no short last group here");
+    }
+    run_cases(cases);
+    for (Case& c : cases) // the mma.sync kernel walks them the same way
+      c.config = TileConfig{128, 64, 4, 2, false};
+    run_cases(cases);
   }
 
   TEST_CASE("batch * heads > 65535 and batch > 65535" * needs_gpu()) {

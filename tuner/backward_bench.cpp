@@ -45,7 +45,7 @@ DeviceOutputs run_forward(const HostAttentionData& data, const DeviceInputs& inp
   compiled.kernels = std::move(program.lowered_names);
   compiled.threads = kernel.threads;
   compiled.dynamic_smem = kernel.dynamic_smem;
-  const CandidateModule module(compiled, device.sm_count);
+  const CandidateModule module(compiled, device);
   DeviceOutputs out = make_outputs(problem);
   runtime::check(
       launch_forward(module, problem, forward_args(inputs, out, problem), nullptr),

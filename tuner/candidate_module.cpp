@@ -9,8 +9,8 @@
 
 namespace attnjit::tuner {
 
-CandidateModule::CandidateModule(const CompiledCandidate& candidate, int sm_count)
-    : candidate_(candidate) {
+CandidateModule::CandidateModule(const CompiledCandidate& candidate, const DeviceInfo& device)
+    : candidate_(candidate), l2_bytes_(device.l2_bytes) {
   candidate_.cubin.clear(); // the driver keeps the code once loaded
   const runtime::DriverApi& api = runtime::driver();
   if (candidate.kernels.empty() || candidate.cubin.empty())
@@ -34,7 +34,7 @@ CandidateModule::CandidateModule(const CompiledCandidate& candidate, int sm_coun
                                  candidate.dynamic_smem, candidate.slug)
                          .c_str());
     resident_ctas_ = codegen::resident_ctas(functions_.front(), candidate.threads,
-                                            candidate.dynamic_smem, sm_count);
+                                            candidate.dynamic_smem, device.sm_count);
   } catch (...) {
     api.cuModuleUnload(module_);
     throw;

@@ -17,8 +17,8 @@ class CandidateModule {
 public:
   // Throws Error(driver) when the driver refuses the image, a kernel name or the shared memory:
   // the candidate failed, the context is fine.
-  // `sm_count`: the device's, for resident_ctas().
-  CandidateModule(const CompiledCandidate& candidate, int sm_count);
+  // `device`: the one loaded on, for resident_ctas() and l2_bytes().
+  CandidateModule(const CompiledCandidate& candidate, const DeviceInfo& device);
   ~CandidateModule();
   CandidateModule(const CandidateModule&) = delete;
   CandidateModule& operator=(const CandidateModule&) = delete;
@@ -29,12 +29,14 @@ public:
   const std::vector<CUfunction>& functions() const { return functions_; }
   // The main kernel's CTAs the whole GPU holds at once (codegen::resident_ctas).
   int resident_ctas() const { return resident_ctas_; }
+  long long l2_bytes() const { return l2_bytes_; } // the device's (codegen::ForwardLaunch)
 
 private:
   CompiledCandidate candidate_;
   CUmodule module_ = nullptr;
   std::vector<CUfunction> functions_;
   int resident_ctas_ = 0;
+  long long l2_bytes_ = 0;
 };
 
 // Errors after which the context is unusable: every later call fails the same way.

@@ -29,7 +29,7 @@ void GpuBench::prepare(const ProblemSetup& setup) {
 }
 
 std::unique_ptr<CandidateModule> GpuBench::load(const CompiledCandidate& candidate) {
-  auto module = std::make_unique<CandidateModule>(candidate, device_.info.sm_count);
+  auto module = std::make_unique<CandidateModule>(candidate, device_.info);
   pass_->adopt(*module);
   return module;
 }

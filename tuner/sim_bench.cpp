@@ -28,6 +28,7 @@ SimBench::SimBench(int device, SimOptions options) : options_(options) {
   info.max_smem_per_block = 232448;
   info.max_regs_per_block = 65536;
   info.total_memory = 80ll << 30;
+  info.l2_bytes = 50ll << 20;
   info.driver_version = 13000;
   device_.device_count = options.device_count;
 }

@@ -63,7 +63,7 @@ void put(Writer& w, const BenchDevice& d) {
   for (int64_t v :
        {int64_t(i.ordinal), int64_t(i.cc_major), int64_t(i.cc_minor), int64_t(i.sm_count),
         int64_t(i.max_smem_per_block), int64_t(i.max_regs_per_block), int64_t(i.total_memory),
-        int64_t(i.driver_version), int64_t(d.device_count)})
+        int64_t(i.driver_version), int64_t(d.device_count), int64_t(i.l2_bytes)})
     w.i64(v);
   w.str(i.name);
 }
@@ -74,6 +74,7 @@ BenchDevice get_device(Reader& r) {
   i.sm_count = int(r.i64()), i.max_smem_per_block = int(r.i64());
   i.max_regs_per_block = int(r.i64()), i.total_memory = r.i64();
   i.driver_version = int(r.i64()), d.device_count = int(r.i64());
+  i.l2_bytes = r.i64();
   i.name = r.str();
   return d;
 }

@@ -4,8 +4,9 @@
 //   S^T = K Q^T and dP^T = V dO^T from shared memory (dP^T still in flight while P^T is made),
 //   dV += P^T dO with P^T as the register A operand,
 //   dQ (64 queries x this warpgroup's kDqCols columns) = dS K over all BLOCK_N keys, reading
-//   every warpgroup's dS^T from shared memory (M-major) once Barrier says it is all there,
-//   then handed to the kernel's dQ sink, which adds it to the fp32 workspace,
+//   every warpgroup's dS^T from shared memory (M-major) once Barrier says it is all there (or,
+//   kDqOverOwnKeys, all columns over this warpgroup's 64 keys, after its own barrier), then
+//   handed to the kernel's dQ sink, which adds it to the fp32 workspace,
 //   dK += dS^T Q, this warpgroup's rows of the same dS^T as the A operand (K-major); with a
 //   deterministic dQ (no dS^T in shared memory) from registers, like P^T.
 #pragma once
@@ -105,16 +106,23 @@ template <class K> struct BwdWgmmaKeys {
       wgmma_commit();
       store_ds_t(sDs, ds_frag);
       fence_proxy_async();
-      Barrier::sync(); // all of dS^T
+      if constexpr (K::kDqOverOwnKeys)
+        named_barrier_sync(2 + wg, 128); // this warpgroup's dS^T
+      else
+        Barrier::sync(); // all of dS^T
       wgmma_wait<0>(); // dV done: P^T's fragments are free
       float dq[K::kDqCols / 8][4];
-      const u32 sK_cols = sK + (wg * K::kDqCols / 64) * KTile::kGroupBytes;
       const u32 sDs_wg = sDs + wg * 64 * 128; // this warpgroup's 64 keys of dS^T
+      // dQ's operands: all keys and this warpgroup's columns, or its own keys and all columns.
+      constexpr int kDqKeys = K::kDqOverOwnKeys ? 64 : K::kBlockN;
+      const u32 sDs_dq = K::kDqOverOwnKeys ? sDs_wg : sDs;
+      const u32 sK_dq =
+          K::kDqOverOwnKeys ? sK_wg : sK + (wg * K::kDqCols / 64) * KTile::kGroupBytes;
       wgmma_fence();
 #pragma unroll
-      for (int kn = 0; kn < K::kBlockN / 16; ++kn)
-        Wgmma<T, K::kDqCols>::template ss<1, 1>(dq, nmajor(sDs, DsTile::kGroupBytes, kn),
-                                                nmajor(sK_cols, KTile::kGroupBytes, kn), kn > 0);
+      for (int kn = 0; kn < kDqKeys / 16; ++kn)
+        Wgmma<T, K::kDqCols>::template ss<1, 1>(dq, nmajor(sDs_dq, DsTile::kGroupBytes, kn),
+                                                nmajor(sK_dq, KTile::kGroupBytes, kn), kn > 0);
       wgmma_commit();
 #pragma unroll
       for (int kq = 0; kq < KQ; ++kq) // dK += dS^T Q (scaled when written)
@@ -184,11 +192,14 @@ template <class K> struct BwdWgmmaKeys {
       if (row >= p.seqlen_q) continue;
 #pragma unroll
       for (int dt = 0; dt < K::kDqCols / 8; ++dt)
-        red_add2(dq_out + static_cast<i64>(row) * K::kDqk + wg * K::kDqCols + dt * 8 +
+        red_add2(dq_out + static_cast<i64>(row) * K::kDqk + dq_col0() + dt * 8 +
                      (lane % 4) * 2,
                  dq[dt][2 * hf], dq[dt][2 * hf + 1]);
     }
   }
+
+  // This warpgroup's first dQ column: its slice, or 0 when it sums over its own keys.
+  __device__ __forceinline__ int dq_col0() const { return K::kDqOverOwnKeys ? 0 : wg * K::kDqCols; }
 
   // dQ to shared memory in MMA fragment order, which the fp32 workspace keeps
   // (flash_bwd_dq_tiled_kernel reads it): float4 (dt * 128 + thread) holds this thread's

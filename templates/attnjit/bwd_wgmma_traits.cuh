@@ -18,14 +18,17 @@ struct BwdWgmmaTraits {
   static constexpr int kThreads = kWarps * 32;
   static constexpr bool kCausal = CAUSAL;
   static constexpr bool kAccumulateDq = !DETERMINISTIC; // else bwd_dq_kernel.cuh computes dQ
-  // dQ = dS K: each warpgroup takes a slice of dQ's columns (N), over all BLOCK_N keys.
-  static constexpr int kDqCols = HEAD_DIM_QK / kWarpgroups;
+  // dQ = dS K: each warpgroup takes a slice of dQ's columns (N), over all BLOCK_N keys. Where
+  // Dqk does not split into whole 64-column groups (d64 on two warpgroups), each warpgroup
+  // instead takes all of dQ's columns over its own 64 keys, and the partial sums meet in the
+  // fp32 workspace: no warpgroup then reads another's dS^T, so no barrier spans them.
+  static constexpr bool kDqOverOwnKeys = kWarpgroups > 1 && (HEAD_DIM_QK / kWarpgroups) % 64 != 0;
+  static constexpr int kDqCols = kDqOverOwnKeys ? HEAD_DIM_QK : HEAD_DIM_QK / kWarpgroups;
 
   static_assert(BLOCK_N % 64 == 0, "each warpgroup owns 64 keys");
   static_assert(HEAD_DIM_QK % 64 == 0 && HEAD_DIM_V % 64 == 0,
                 "wgmma tiles hold whole 64-column groups");
   static_assert(HEAD_DIM_QK <= 256 && HEAD_DIM_V <= 256, "wgmma's N is at most 256");
-  static_assert(kDqCols % 64 == 0, "dQ: each warpgroup's columns are whole 64-column groups");
 
   using KTile = SwizzledTile<BLOCK_N, HEAD_DIM_QK>;
   using VTile = SwizzledTile<BLOCK_N, HEAD_DIM_V>;

@@ -109,11 +109,13 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
       const int m_blocks = (p.seqlen_q + 63) / 64;
       for (int step = 0; step < steps; ++step) {
         const i64 bh = b * p.num_heads + block.head_of(p, step);
-        // This step's K::kWarpgroups tiles of the workspace, one per dQ slice.
+        // This step's tiles of the workspace, one per dQ slice; over own keys, every
+        // warpgroup's partial sum goes to the one tile.
         float* dst = p.dq_accum + (bh * m_blocks + block.m0_of(step) / 64) * 64 * K::kDqk;
         for (int wg = 0; wg < K::kWarpgroups; ++wg) {
           mbarrier_wait(dq_full + 8 * wg, step & 1);
-          bulk_reduce_add_f32(dst + wg * 64 * K::kDqCols, sDq + wg * kDqTileBytes, kDqTileBytes);
+          const int slice = K::kDqOverOwnKeys ? 0 : wg;
+          bulk_reduce_add_f32(dst + slice * 64 * K::kDqCols, sDq + wg * kDqTileBytes, kDqTileBytes);
           bulk_commit_group();
           bulk_wait_group_read<0>();
           mbarrier_arrive(dq_empty + 8 * wg);

@@ -1,5 +1,5 @@
-// Which tile a forward CTA computes: its query block, batch and head (the longest rows first when
-// causal), the base pointers of its Q rows and of its K/V head, and how many key blocks it visits.
+// Which tile a forward CTA computes: its query block, batch and head (when causal, the longest
+// rows first within groups of heads, FwdParams::causal_group), the base pointers of its Q rows and of its K/V head, and how many key blocks it visits.
 // Shared by the mma.sync, wide-Dv and wgmma forward kernels, which launch
 // grid.x = num_m_blocks * batch * num_heads, one CTA per tile, and by the warp-specialized one,
 // whose CTAs may walk several tiles.
@@ -20,9 +20,19 @@ template <int BLOCK_M, int BLOCK_N, bool CAUSAL> struct FwdBlock {
   const unsigned short* v;
 
   __device__ __forceinline__ explicit FwdBlock(const FwdParams& p, int tile = blockIdx.x) {
-    int m_block = tile % p.num_m_blocks;
-    if (CAUSAL) m_block = p.num_m_blocks - 1 - m_block; // the longest rows first
-    const int bh = tile / p.num_m_blocks;
+    int m_block, bh;
+    if (CAUSAL) {
+      // Groups of p.causal_group (b, h) pairs, each walked longest rows first across the group:
+      // the hardware hands tiles out in order, so the short ones fill the gaps at the end.
+      const int pairs = p.batch * p.num_heads, group_tiles = p.causal_group * p.num_m_blocks;
+      const int group = tile / group_tiles, r = tile % group_tiles;
+      const int in_group = min(p.causal_group, pairs - group * p.causal_group); // last: fewer
+      m_block = p.num_m_blocks - 1 - r / in_group;
+      bh = group * p.causal_group + r % in_group;
+    } else {
+      m_block = tile % p.num_m_blocks;
+      bh = tile / p.num_m_blocks;
+    }
     b = bh / p.num_heads, h = bh % p.num_heads, kv_h = h / p.heads_per_kv;
     m0 = m_block * BLOCK_M;
     q = static_cast<const unsigned short*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +

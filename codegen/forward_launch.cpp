@@ -10,14 +10,15 @@
 
 namespace attnjit::codegen {
 
-int causal_group_heads(const AttentionProblem& problem, long long l2_bytes) {
+int causal_head_groups(const AttentionProblem& problem, long long l2_bytes) {
   const KernelSpec& s = problem.spec;
-  const int64_t pairs = problem.shape.batch * s.num_heads;
+  const int64_t pairs = std::max<int64_t>(1, problem.shape.batch * s.num_heads);
   const int64_t v_cols = s.layout == Layout::v_in_k ? 0 : s.head_dim_v;
   // A query head's share of its KV head's K and V (GQA's group reads them once).
   const int64_t kv_bytes = std::max<int64_t>(
       1, problem.shape.seqlen_k * (s.head_dim_qk + v_cols) * 2 / (s.num_heads / s.num_kv_heads));
-  return int(std::clamp<int64_t>(l2_bytes / 4 / kv_bytes, 1, std::max<int64_t>(1, pairs)));
+  const int64_t most = std::clamp<int64_t>(l2_bytes / 4 / kv_bytes, 1, pairs);
+  return int((pairs + most - 1) / most);
 }
 
 static FwdParams forward_params(const AttentionProblem& problem, int num_m_blocks,
@@ -42,7 +43,7 @@ static FwdParams forward_params(const AttentionProblem& problem, int num_m_block
   p.seqlen_q = int(sh.seqlen_q);
   p.seqlen_k = int(sh.seqlen_k);
   p.num_m_blocks = num_m_blocks;
-  p.causal_group = s.mask == Mask::causal ? causal_group_heads(problem, l2_bytes) : 1;
+  p.causal_groups = s.mask == Mask::causal ? causal_head_groups(problem, l2_bytes) : 1;
   p.softmax_scale = effective_softmax_scale(problem);
   p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
   return p;

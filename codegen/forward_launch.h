@@ -20,17 +20,19 @@ struct ForwardLaunch {
   // tiles blockIdx.x, blockIdx.x + gridDim.x, ..., so that its next Q and K/V load while its
   // last O is written. 0: one CTA per tile.
   int resident_ctas = 0;
-  // The device's L2 cache, bytes: sizes causal_group_heads. 0: one head at a time.
+  // The device's L2 cache, bytes: sizes causal_head_groups. 0: one head at a time.
   long long l2_bytes = 0;
 };
 
-// (batch, head) pairs whose causal tiles the grid interleaves, longest rows first across the
-// group (FwdBlock): as many as a quarter of the L2 holds the K and V of, so that the CTAs that
-// run together share what they read. One head at a time left a tail of long tiles at the end of
-// the grid; all heads at once read more K/V than L2 holds (docs/PERF.md, session 8: d128 S4096
-// 563 TFLOP/s in groups of 4 heads, 533 all at once, 518 one at a time; MLA 192/128 H128 546 in
-// groups of 8, 318 all at once).
-int causal_group_heads(const AttentionProblem& problem, long long l2_bytes);
+// Groups of (batch, head) pairs whose causal tiles the grid interleaves, longest rows first
+// across each group (FwdBlock): the fewest groups of nearly equal size (they differ by at most
+// one pair) such that a quarter of the L2 holds a group's K and V, so that the CTAs that run
+// together share what they read. One head at a time leaves a tail of long tiles at the end of
+// the grid; all heads at once read more K/V than the L2 holds; a short last group starts its
+// longest tiles last (docs/PERF.md, session 8, TFLOP/s one head at a time / these groups: d128
+// S4096 H32 518 / 551, S2048 H40 400 / 449, d64 253 / 280, MLA 192/128 S2048 H128 529 / 545; all
+// heads at once: 533, 418, 286, 318).
+int causal_head_groups(const AttentionProblem& problem, long long l2_bytes);
 
 // Occupancy (the driver's, from the kernel's registers, threads and shared memory) times the
 // device's SM count. Needs the function's module loaded in the current context.

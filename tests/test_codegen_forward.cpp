@@ -228,24 +228,26 @@ TEST_SUITE("codegen.forward") {
       }
   }
 
-  TEST_CASE("causal tiles go in groups of the heads whose K and V a quarter of the L2 holds") {
+  TEST_CASE("causal tiles go in groups of heads whose K and V a quarter of the L2 holds") {
     constexpr long long h100_l2 = 50ll << 20; // a quarter: 12.5 MiB
     AttentionProblem p;                       // B=1 S=4096 H=32 D=128: 2 MiB of K/V a head
     p.spec.mask = Mask::causal;
-    CHECK(codegen::causal_group_heads(p, h100_l2) == 6);
-    p.spec.num_kv_heads = 8; // four query heads share a KV head's 2 MiB
-    CHECK(codegen::causal_group_heads(p, h100_l2) == 25);
-    p.spec.num_kv_heads = 1; // every head fits: the group is every (b, h) pair
-    CHECK(codegen::causal_group_heads(p, h100_l2) == 32);
+    CHECK(codegen::causal_head_groups(p, h100_l2) == 6); // at most 6 heads: 6, 6, 5, 5, 5, 5
+    p.spec.num_kv_heads = 8; // four query heads share a KV head's 2 MiB: at most 25
+    CHECK(codegen::causal_head_groups(p, h100_l2) == 2);
+    p.spec.num_kv_heads = 1; // every head fits: one group of every (b, h) pair
+    CHECK(codegen::causal_head_groups(p, h100_l2) == 1);
     p.shape.batch = 2;
-    CHECK(codegen::causal_group_heads(p, h100_l2) == 64);
+    CHECK(codegen::causal_head_groups(p, h100_l2) == 1);
     p.spec.num_kv_heads = 32;
     p.shape.seqlen_k = 1 << 20; // one head's K/V is past the L2: one head at a time
-    CHECK(codegen::causal_group_heads(p, h100_l2) == 1);
-    CHECK(codegen::causal_group_heads(p, 0) == 1);
+    CHECK(codegen::causal_head_groups(p, h100_l2) == 64);
+    CHECK(codegen::causal_head_groups(p, 0) == 64);
     p.spec.head_dim_qk = 576, p.spec.head_dim_v = 512, p.spec.num_heads = 128;
     p.spec.num_kv_heads = 1, p.spec.layout = Layout::v_in_k, p.shape.seqlen_k = 4096;
-    CHECK(codegen::causal_group_heads(p, h100_l2) == 256); // V is K's: 4.5 MiB per 128 heads
+    CHECK(codegen::causal_head_groups(p, h100_l2) == 1); // V is K's: 4.5 MiB for all 128 heads
+    p.shape.batch = 0;
+    CHECK(codegen::causal_head_groups(p, h100_l2) == 1);
   }
 
   TEST_CASE("flop counts follow the benchmark's rule") {

@@ -1,5 +1,6 @@
 // Which tile a forward CTA computes: its query block, batch and head (when causal, the longest
-// rows first within groups of heads, FwdParams::causal_group), the base pointers of its Q rows and of its K/V head, and how many key blocks it visits.
+// rows first within groups of heads, FwdParams::causal_groups), the base pointers of its Q rows
+// and of its K/V head, and how many key blocks it visits.
 // Shared by the mma.sync, wide-Dv and wgmma forward kernels, which launch
 // grid.x = num_m_blocks * batch * num_heads, one CTA per tile, and by the warp-specialized one,
 // whose CTAs may walk several tiles.
@@ -22,13 +23,19 @@ template <int BLOCK_M, int BLOCK_N, bool CAUSAL> struct FwdBlock {
   __device__ __forceinline__ explicit FwdBlock(const FwdParams& p, int tile = blockIdx.x) {
     int m_block, bh;
     if (CAUSAL) {
-      // Groups of p.causal_group (b, h) pairs, each walked longest rows first across the group:
-      // the hardware hands tiles out in order, so the short ones fill the gaps at the end.
-      const int pairs = p.batch * p.num_heads, group_tiles = p.causal_group * p.num_m_blocks;
-      const int group = tile / group_tiles, r = tile % group_tiles;
-      const int in_group = min(p.causal_group, pairs - group * p.causal_group); // last: fewer
-      m_block = p.num_m_blocks - 1 - r / in_group;
-      bh = group * p.causal_group + r % in_group;
+      // p.causal_groups groups of (b, h) pairs, each walked longest rows first across the group:
+      // the hardware hands tiles out in order, so the short ones fill the gaps at the end. The
+      // first pairs % groups groups hold one pair more (a short last group would start its
+      // longest tiles last).
+      const int pairs = p.batch * p.num_heads, groups = p.causal_groups, M = p.num_m_blocks;
+      const int small = pairs / groups, big_groups = pairs % groups;
+      const int big_tiles = big_groups * (small + 1) * M;
+      const bool big = tile < big_tiles;
+      const int in_group = big ? small + 1 : small, t = big ? tile : tile - big_tiles;
+      const int group_first = (big ? 0 : big_groups * (small + 1)) + t / (in_group * M) * in_group;
+      const int r = t % (in_group * M);
+      m_block = M - 1 - r / in_group;
+      bh = group_first + r % in_group;
     } else {
       m_block = tile % p.num_m_blocks;
       bh = tile / p.num_m_blocks;

@@ -29,7 +29,7 @@ struct FwdParams {
   int seqlen_q;
   int seqlen_k;
   int num_m_blocks; // ceil(seqlen_q / BLOCK_M); grid.x = num_m_blocks * batch * num_heads
-  int causal_group; // (batch, head) pairs per group of the causal tile order (FwdBlock)
+  int causal_groups; // groups of (batch, head) pairs in the causal tile order (FwdBlock)
 
   float softmax_scale;      // applied to Q K^T
   float softmax_scale_log2; // softmax_scale * log2(e): scores feed exp2 directly

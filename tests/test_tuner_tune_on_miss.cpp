@@ -245,4 +245,23 @@ TEST_SUITE("tuner.tune_on_miss") {
     CHECK_FALSE(check.claim_of(key_of(problem))); // released for the next one to try
     CHECK(check.count_records() == 0);
   }
+
+  TEST_CASE("a claim lost while tuning: the record stands, and the note says so") {
+    const AttentionProblem problem = small_problem(Pass::forward);
+    TempDir dir;
+    const std::string path = dir.file("cache.db");
+    MissOptions options = sim_options(path);
+    const auto slow_bench = options.make_bench;
+    // Another connection removes the claim while the key is being tuned (as a takeover would).
+    options.make_bench = [&](int device) {
+      cache::Database other(path, cache::OpenMode::read_write);
+      CHECK(other.release_claim(key_of(problem)));
+      return slow_bench(device);
+    };
+    const MissResult tuned = tune_on_miss(problem, sim_device(), options);
+    CHECK(tuned.source == cache::LookupSource::tuned);
+    CHECK(contains(tuned.note, "another process had taken the claim over"));
+    cache::Database check(path, cache::OpenMode::read_only);
+    CHECK(check.count_records() == 1);
+  }
 }

@@ -45,23 +45,32 @@ MissResult from_record(cache::TuningRecord record, cache::LookupSource source, s
   return r;
 }
 
-// Releases the claim when the tuning ends, with or without a record. A release that fails leaves
-// a claim whose process is alive; once the process ends, the next claimant takes it over.
+// Releases the claim when the tuning ends. After a record, release() says what went wrong, for
+// the plan's note; on the way out of an exception the destructor releases quietly (the tuning's
+// error says more). A claim left behind names a live process; once it ends, the next claimant
+// takes it over.
 struct ClaimRelease {
   cache::Database& db;
   const cache::RecordKey& key;
-  ~ClaimRelease() {
+  bool done = false;
+  std::string release() {
+    done = true;
     try {
-      db.release_claim(key);
-    } catch (const Error&) {
+      return db.release_claim(key) ? std::string() : "another process had taken the claim over";
+    } catch (const Error& e) {
+      return fmt::format("releasing the claim failed, so it stays until this process ends: {}",
+                         e.what());
     }
+  }
+  ~ClaimRelease() {
+    if (!done) release();
   }
 };
 
 MissResult tune_claimed(cache::Database& db, const cache::RecordKey& key,
                         const AttentionProblem& problem, const DeviceInfo& device,
                         const MissOptions& options, const std::string& claim_note) {
-  const ClaimRelease release{db, key};
+  ClaimRelease claim{db, key};
   if (!options.make_bench)
     throw Error(ErrorKind::internal, "tune on miss: MissOptions::make_bench is empty");
   const std::unique_ptr<Bench> bench = options.make_bench(device.ordinal);
@@ -79,8 +88,10 @@ MissResult tune_claimed(cache::Database& db, const cache::RecordKey& key,
       report.default_ms > 0 ? fmt::format(" {:.4f} ms, {:.2f}x", report.default_ms, report.speedup)
                             : std::string(" failed its check"));
   if (!claim_note.empty()) note += "; " + claim_note;
-  return from_record(store_result(db, report, measured), cache::LookupSource::tuned,
-                     std::move(note));
+  MissResult result =
+      from_record(store_result(db, report, measured), cache::LookupSource::tuned, std::move(note));
+  if (const std::string why = claim.release(); !why.empty()) result.note += "; " + why;
+  return result;
 }
 
 MissResult claim_or_wait(cache::Database& db, const cache::RecordKey& key,

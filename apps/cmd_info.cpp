@@ -35,6 +35,8 @@ int run_info() {
   fmt::print("sms        {}\n", device.sm_count);
   fmt::print("smem       {} B per block (opt-in)\n", device.max_smem_per_block);
   fmt::print("registers  {} per block\n", device.max_regs_per_block);
+  fmt::print("l2         {:.1f} MiB (sizes the causal forward's head groups)\n",
+             device.l2_bytes / double(1 << 20));
   fmt::print("memory     {:.1f} GiB\n", device.total_memory / double(1 << 30));
   fmt::print("driver     CUDA {} ({})\n", cuda_version(device.driver_version),
              device.driver_version);

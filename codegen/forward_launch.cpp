@@ -15,8 +15,8 @@ int causal_head_groups(const AttentionProblem& problem, long long l2_bytes) {
   const int64_t pairs = std::max<int64_t>(1, problem.shape.batch * s.num_heads);
   const int64_t v_cols = s.layout == Layout::v_in_k ? 0 : s.head_dim_v;
   // A query head's share of its KV head's K and V (GQA's group reads them once).
-  const int64_t kv_bytes = std::max<int64_t>(
-      1, problem.shape.seqlen_k * (s.head_dim_qk + v_cols) * 2 / (s.num_heads / s.num_kv_heads));
+  const int64_t kv_bytes = std::max<int64_t>(1, problem.shape.seqlen_k * (s.head_dim_qk + v_cols) *
+                                                    2 / (s.num_heads / s.num_kv_heads));
   const int64_t most = std::clamp<int64_t>(l2_bytes / 4 / kv_bytes, 1, pairs);
   return int((pairs + most - 1) / most);
 }

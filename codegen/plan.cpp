@@ -99,9 +99,9 @@ void ForwardPlan::run(const ForwardArgs& args, Stream stream) const {
   }
 
   runtime::make_current(m.plan.context); // no allocation: run() is graph-capturable
-  const codegen::ForwardLaunch launch{m.plan.kernel->function, m.plan.config,
+  const codegen::ForwardLaunch launch{m.plan.kernel->function,  m.plan.config,
                                       m.plan.generated.threads, m.plan.generated.dynamic_smem,
-                                      m.resident_ctas, m.plan.device.l2_bytes};
+                                      m.resident_ctas,          m.plan.device.l2_bytes};
   runtime::check(
       codegen::enqueue_forward(launch, m.problem, args, reinterpret_cast<CUstream>(stream)),
       "cuLaunchKernel(forward)");

@@ -52,6 +52,11 @@ AttentionProblem deterministic(AttentionProblem problem) {
   return problem;
 }
 
+AttentionProblem packed_qkv(AttentionProblem problem) {
+  problem.spec.layout = Layout::packed_qkv;
+  return problem;
+}
+
 AttentionProblem mla(AttentionProblem problem, int head_dim_v) {
   problem.spec.head_dim_v = head_dim_v;
   return problem;
@@ -273,9 +278,7 @@ TEST_SUITE("gpu.backward") {
     for (auto [dtype, d, mask] :
          {std::tuple{DType::bf16, 128, Mask::causal}, std::tuple{DType::bf16, 64, Mask::none},
           std::tuple{DType::fp16, 64, Mask::causal}, std::tuple{DType::fp16, 128, Mask::none}}) {
-      AttentionProblem problem = make_problem(dtype, d, mask, {2, 150, 150}, 4, 4);
-      problem.spec.layout = Layout::packed_qkv;
-      cases.push_back({problem});
+      cases.push_back({packed_qkv(make_problem(dtype, d, mask, {2, 150, 150}, 4, 4))});
     }
     run_cases(cases);
   }
@@ -306,9 +309,8 @@ TEST_SUITE("gpu.backward") {
       cases.push_back({deterministic(make_problem(DType::bf16, 128, mask, {2, 100, 300}, 8, 2))});
       cases.push_back({deterministic(make_problem(DType::fp16, 64, mask, {1, 300, 100}, 4, 1))});
       cases.push_back({deterministic(make_problem(DType::bf16, 64, mask, {2, 50, 1}))});
-      AttentionProblem packed = deterministic(make_problem(DType::fp16, 128, mask, {2, 150, 150}));
-      packed.spec.layout = Layout::packed_qkv;
-      cases.push_back({packed});
+      cases.push_back(
+          {packed_qkv(deterministic(make_problem(DType::fp16, 128, mask, {2, 150, 150})))});
       cases.push_back({deterministic(mla(make_problem(DType::bf16, 192, mask, {2, 127, 127}), 128)),
                        std::nullopt, DoutLayout::contiguous, 0, 0, true});
       cases.push_back({deterministic(make_problem(DType::bf16, 128, mask, {2, 127, 127})),
@@ -346,9 +348,8 @@ TEST_SUITE("gpu.backward") {
         for (int kv_heads : {4, 2, 1})
           cases.push_back({make_problem(DType::bf16, 128, mask, {2, 200, 200}, 8, kv_heads), two});
         cases.push_back({make_problem(DType::fp16, 64, mask, {1, 77, 250}, 16, 2), one});
-        AttentionProblem packed = make_problem(DType::bf16, 128, mask, {2, 150, 150}, 4, 4);
-        packed.spec.layout = Layout::packed_qkv;
-        cases.push_back({packed, two});
+        cases.push_back(
+            {packed_qkv(make_problem(DType::bf16, 128, mask, {2, 150, 150}, 4, 4)), two});
         cases.push_back(
             {deterministic(make_problem(DType::bf16, 128, mask, {2, 100, 300}, 8, 2)), two});
         cases.push_back(
@@ -363,14 +364,12 @@ TEST_SUITE("gpu.backward") {
         // d64 on two warpgroups: each sums dQ over its own 64 keys (kDqOverOwnKeys).
         for (AttentionShape shape : {AttentionShape{1, 17, 17}, AttentionShape{1, 1000, 1000},
                                      AttentionShape{1, 100, 300}, AttentionShape{3, 300, 100}})
-          cases.push_back({make_problem(shape.batch == 1 ? DType::bf16 : DType::fp16, 64, mask,
-                                        shape),
-                           two});
+          cases.push_back(
+              {make_problem(shape.batch == 1 ? DType::bf16 : DType::fp16, 64, mask, shape), two});
         cases.push_back({make_problem(DType::bf16, 64, mask, {2, 200, 200}, 8, 2), two});
         cases.push_back({make_problem(DType::fp16, 64, mask, {1, 250, 250}, 8, 1), two});
-        AttentionProblem packed64 = make_problem(DType::bf16, 64, mask, {2, 150, 150}, 4, 4);
-        packed64.spec.layout = Layout::packed_qkv;
-        cases.push_back({packed64, two});
+        cases.push_back(
+            {packed_qkv(make_problem(DType::bf16, 64, mask, {2, 150, 150}, 4, 4)), two});
         cases.push_back(
             {deterministic(make_problem(DType::bf16, 64, mask, {2, 100, 300}, 8, 2)), two});
       }

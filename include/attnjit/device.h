@@ -13,7 +13,7 @@ struct DeviceInfo {
   int sm_count = 0;
   int max_smem_per_block = 0; // opt-in limit, bytes
   int max_regs_per_block = 0;
-  long long l2_bytes = 0; // L2 cache
+  long long l2_bytes = 0;     // L2 cache
   long long total_memory = 0; // bytes
   int driver_version = 0;     // e.g. 13000
   // NVRTC target for this device: "sm_90a" on Hopper (wgmma needs the 'a' variant), else "sm_XY".

@@ -110,7 +110,7 @@ template <class K> struct BwdWgmmaKeys {
         named_barrier_sync(2 + wg, 128); // this warpgroup's dS^T
       else
         Barrier::sync(); // all of dS^T
-      wgmma_wait<0>(); // dV done: P^T's fragments are free
+      wgmma_wait<0>();   // dV done: P^T's fragments are free
       float dq[K::kDqCols / 8][4];
       const u32 sDs_wg = sDs + wg * 64 * 128; // this warpgroup's 64 keys of dS^T
       // dQ's operands: all keys and this warpgroup's columns, or its own keys and all columns.
@@ -136,8 +136,8 @@ template <class K> struct BwdWgmmaKeys {
     } else {
 #pragma unroll
       for (int kq = 0; kq < KQ; ++kq) // dK += dS^T Q (scaled when written)
-        Wgmma<T, K::kDqk>::template rs<1>(dk[0], ds_frag[kq],
-                                          nmajor(sQ_i, QTile::kGroupBytes, kq), true);
+        Wgmma<T, K::kDqk>::template rs<1>(dk[0], ds_frag[kq], nmajor(sQ_i, QTile::kGroupBytes, kq),
+                                          true);
       wgmma_commit();
       wgmma_wait<0>();
       operands_read();
@@ -192,14 +192,15 @@ template <class K> struct BwdWgmmaKeys {
       if (row >= p.seqlen_q) continue;
 #pragma unroll
       for (int dt = 0; dt < K::kDqCols / 8; ++dt)
-        red_add2(dq_out + static_cast<i64>(row) * K::kDqk + dq_col0() + dt * 8 +
-                     (lane % 4) * 2,
+        red_add2(dq_out + static_cast<i64>(row) * K::kDqk + dq_col0() + dt * 8 + (lane % 4) * 2,
                  dq[dt][2 * hf], dq[dt][2 * hf + 1]);
     }
   }
 
   // This warpgroup's first dQ column: its slice, or 0 when it sums over its own keys.
-  __device__ __forceinline__ int dq_col0() const { return K::kDqOverOwnKeys ? 0 : wg * K::kDqCols; }
+  __device__ __forceinline__ int dq_col0() const {
+    return K::kDqOverOwnKeys ? 0 : wg * K::kDqCols;
+  }
 
   // dQ to shared memory in MMA fragment order, which the fp32 workspace keeps
   // (flash_bwd_dq_tiled_kernel reads it): float4 (dt * 128 + thread) holds this thread's

@@ -21,7 +21,8 @@ struct BwdWsTraits : BwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_N, CAUSAL
   // goes to the buffer whose readers (dQ two steps back) all passed the previous barrier.
   // Each warpgroup's dQ (64 rows, kDqCols fp32) waits in shared memory for its reduce-add.
   // Then the barriers: K/V full, per slot Q/dO full and empty, per warpgroup dQ full and empty.
-  static constexpr int kDqBytes = Base::kAccumulateDq ? Base::kWarpgroups * 64 * Base::kDqCols * 4 : 0;
+  static constexpr int kDqBytes =
+      Base::kAccumulateDq ? Base::kWarpgroups * 64 * Base::kDqCols * 4 : 0;
   static constexpr int kBarrierBytes = (1 + 2 * kStages + 2 * Base::kWarpgroups) * 8;
   static constexpr int kSmemBytes =
       1024 + Base::KTile::kBytes + Base::VTile::kBytes +

@@ -28,7 +28,7 @@ struct FwdParams {
   int heads_per_kv; // num_heads / num_kv_heads
   int seqlen_q;
   int seqlen_k;
-  int num_m_blocks; // ceil(seqlen_q / BLOCK_M); grid.x = num_m_blocks * batch * num_heads
+  int num_m_blocks;  // ceil(seqlen_q / BLOCK_M); grid.x = num_m_blocks * batch * num_heads
   int causal_groups; // groups of (batch, head) pairs in the causal tile order (FwdBlock)
 
   float softmax_scale;      // applied to Q K^T

@@ -387,8 +387,9 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits) {
           TileConfig{64, 128, 12, 2, false, true, true},
           TileConfig{64, 64, 8, 3, false, true, true}, TileConfig{64, 64, 8, 2, false, true, true},
           TileConfig{64, 128, 8, 2, false, true}, TileConfig{64, 64, 4, 2, false, true}})
-      if (backward_dq_columns(spec, k) * (computing_warps(k) / 4) == spec.head_dim_qk &&
-          why_not(spec, k, limits).empty())
+      if (const bool dq_over_own_keys =
+              backward_dq_columns(spec, k) * (computing_warps(k) / 4) != spec.head_dim_qk;
+          !dq_over_own_keys && why_not(spec, k, limits).empty())
         return k;
   if (uses_wide_forward(spec))
     c = TileConfig{64, 64, 8, 2, false};

@@ -168,6 +168,9 @@ BwdParams backward_params(const AttentionProblem& problem, const BackwardLayout&
   p.num_m_blocks = m.num_m_blocks;
   p.num_n_blocks = m.num_n_blocks;
   p.causal_chunk = m.causal_chunk;
+  p.dq_accum_rows = m.dq_accum_floats == 0 ? 0
+                    : m.dq_tiled           ? int((sh.seqlen_q + 63) / 64 * 64)
+                                           : int(sh.seqlen_q);
   p.softmax_scale = effective_softmax_scale(problem);
   p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
   return p;
@@ -184,34 +187,44 @@ LaunchStatus enqueue_backward(const BackwardKernels& kernels, const AttentionPro
   if (kernels.config.warp_specialized)
     tma = backward_tensor_maps(problem, kernels.config, backward_args);
   void* args[] = {&params, &tma}; // every kernel but the warp-specialized one reads only the first
+  // The first kernel waits for the stream as usual; each later one may start while the one
+  // before it finishes. Measured at d128 S2048 H40: the memset, the D pre-pass and the dQ
+  // conversion around the 419 us main kernel took 74 us in all (docs/PERF.md, session 9).
+  CUlaunchAttribute overlap{};
+  overlap.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+  overlap.value.programmaticStreamSerializationAllowed = 1;
+  bool first = true;
   const auto launch = [&](CUfunction f, int64_t blocks, int threads, int smem) {
-    return api.cuLaunchKernel(f, unsigned(blocks), 1, 1, unsigned(threads), 1, 1, unsigned(smem),
-                              stream, args, nullptr);
+    CUlaunchConfig c{};
+    c.gridDimX = unsigned(blocks), c.gridDimY = 1, c.gridDimZ = 1;
+    c.blockDimX = unsigned(threads), c.blockDimY = 1, c.blockDimZ = 1;
+    c.sharedMemBytes = unsigned(smem);
+    c.hStream = stream;
+    c.attrs = &overlap;
+    c.numAttrs = kernels.overlap_launches && !first ? 1 : 0;
+    first = false;
+    return api.cuLaunchKernelEx(&c, f, args, nullptr);
   };
   CUresult r = CUDA_SUCCESS;
-  if (!s.deterministic &&
-      (r = api.cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(params.dq_accum), 0,
-                                size_t(m.dq_accum_floats), stream)) != CUDA_SUCCESS)
-    return {r, "cuMemsetD32Async(dq_accum)"};
   const int64_t dsum_blocks = (sh.seqlen_q + 127) / 128 * sh.batch * s.num_heads;
   if ((r = launch(kernels.dsum, dsum_blocks, 128, 0)) != CUDA_SUCCESS)
-    return {r, "cuLaunchKernel(D pre-pass)"};
+    return {r, "cuLaunchKernelEx(D pre-pass and dQ accumulator reset)"};
   if (sh.seqlen_k > 0) {
     const int64_t blocks = int64_t(m.num_n_blocks) * sh.batch * s.num_kv_heads * m.kv_splits;
     if ((r = launch(kernels.dkdv, blocks, kernels.threads, kernels.dynamic_smem)) != CUDA_SUCCESS)
-      return {r, "cuLaunchKernel(dK/dV kernel)"};
+      return {r, "cuLaunchKernelEx(dK/dV kernel)"};
   }
   if (m.kv_splits > 1 && sh.seqlen_k > 0) {
     const int64_t chunks =
         sh.batch * s.num_kv_heads * sh.seqlen_k * (s.head_dim_qk + s.head_dim_v) / 8;
     if ((r = launch(kernels.reduce, std::clamp<int64_t>((chunks + 255) / 256, 1, 4096), 256, 0)) !=
         CUDA_SUCCESS)
-      return {r, "cuLaunchKernel(dK/dV reduction)"};
+      return {r, "cuLaunchKernelEx(dK/dV reduction)"};
   }
   if (s.deterministic) {
     const int64_t blocks = (sh.seqlen_q + 63) / 64 * sh.batch * s.num_heads;
     if ((r = launch(kernels.dq, blocks, 128, m.dq_smem)) != CUDA_SUCCESS)
-      return {r, "cuLaunchKernel(deterministic dQ kernel)"};
+      return {r, "cuLaunchKernelEx(deterministic dQ kernel)"};
     return {};
   }
   // Grid-stride: enough blocks to fill any GPU, never more than the work (a thread's share:
@@ -219,7 +232,7 @@ LaunchStatus enqueue_backward(const BackwardKernels& kernels, const AttentionPro
   const int64_t chunks = m.dq_tiled ? m.dq_accum_floats / 16 : m.dq_accum_floats / 8;
   if ((r = launch(kernels.dq, std::clamp<int64_t>((chunks + 255) / 256, 1, 4096), 256, 0)) !=
       CUDA_SUCCESS)
-    return {r, "cuLaunchKernel(dQ conversion)"};
+    return {r, "cuLaunchKernelEx(dQ conversion)"};
   return {};
 }
 

@@ -1,7 +1,8 @@
 // The backward's launches, shared by BackwardPlan::run and the tuner's GPU bench, so the tuner
 // times exactly what a user pays: the grid geometry and workspace layout of a (problem, config,
 // SM count), the BwdParams of one set of arguments, and the launches in order (dQ accumulator
-// reset, D pre-pass, dK/dV kernel, GQA/MQA dK/dV reduction, dQ conversion or deterministic dQ).
+// reset with the D pre-pass, dK/dV kernel, GQA/MQA dK/dV reduction, dQ conversion or
+// deterministic dQ).
 #pragma once
 
 #include <attnjit/plan.h>
@@ -43,6 +44,9 @@ struct BackwardKernels {
   int threads = 0;      // of the dK/dV kernel
   int dynamic_smem = 0; // of the dK/dV kernel, bytes
   TileConfig config;    // of the dK/dV kernel; warp-specialized ones also read TMA tensor maps
+  // sm_90 on: every kernel after the first is launched to start while the one before finishes
+  // (programmatic dependent launch); the templates wait where they read what it writes.
+  bool overlap_launches = false;
 };
 
 // Opts the deterministic dQ kernel in to its shared memory (above 48 KiB); a no-op otherwise.

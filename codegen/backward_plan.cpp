@@ -41,9 +41,14 @@ BackwardPlan::BackwardPlan(const AttentionProblem& problem, std::optional<TileCo
   m.plan = codegen::prepare_plan_kernel(problem, config, options);
   m.layout = codegen::backward_layout(problem, m.plan.config, m.plan.device.sm_count);
   const auto& f = m.plan.kernel->functions; // GeneratedKernel::name_expressions() order
-  m.kernels = {
-      f[0],         f[1], f[2], f[3], m.plan.generated.threads, m.plan.generated.dynamic_smem,
-      m.plan.config};
+  m.kernels = {f[0],
+               f[1],
+               f[2],
+               f[3],
+               m.plan.generated.threads,
+               m.plan.generated.dynamic_smem,
+               m.plan.config,
+               m.plan.device.cc_major >= 9};
   if (m.layout.dq_smem > 0) {
     runtime::use_device(options.device);
     runtime::check(codegen::prepare_backward_kernels(m.kernels, m.layout),

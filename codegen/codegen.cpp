@@ -281,8 +281,8 @@ GeneratedKernel generate_backward(const KernelSpec& spec, const TileConfig& conf
   k.threads = config.num_warps * 32;
   k.dynamic_smem = backward_smem_bytes(spec, config);
   k.name_expression = "attnjit::flash_bwd_dkdv_kernel<Traits>";
-  const std::string dsum = fmt::format("attnjit::flash_bwd_dsum_kernel<{}, {}>",
-                                       element_type(spec.dtype), spec.head_dim_v);
+  const std::string dsum = fmt::format("attnjit::flash_bwd_dsum_kernel<{}, {}, {}>",
+                                       element_type(spec.dtype), spec.head_dim_qk, spec.head_dim_v);
   const std::string dq =
       spec.deterministic
           ? fmt::format("attnjit::flash_bwd_dq_deterministic_kernel<attnjit::BwdDqTraits<{}, {}, "

@@ -44,6 +44,7 @@ namespace {
   X(cuFuncSetAttribute)                                                                            \
   X(cuOccupancyMaxActiveBlocksPerMultiprocessor)                                                   \
   X(cuLaunchKernel)                                                                                \
+  X(cuLaunchKernelEx)                                                                              \
   X(cuMemAlloc)                                                                                    \
   X(cuMemFree)                                                                                     \
   X(cuMemcpyHtoD)                                                                                  \

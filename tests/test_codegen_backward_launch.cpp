@@ -38,7 +38,8 @@ TEST_SUITE("codegen.backward_launch") {
     CHECK(l.workspace_bytes() == size_t(32 * 4096 + 32 * 4096 * 128) * 4);
   }
 
-  TEST_CASE("warp-specialized: the dQ accumulator in whole 64-row tiles, read by the tiled kernel") {
+  TEST_CASE(
+      "warp-specialized: the dQ accumulator in whole 64-row tiles, read by the tiled kernel") {
     const TileConfig ws{64, 128, 12, 3, false, true, true};
     const codegen::BackwardLayout l = codegen::backward_layout(backward(32, 32, 1000), ws, 132);
     CHECK(l.dq_tiled);
@@ -96,6 +97,28 @@ TEST_SUITE("codegen.backward_launch") {
     gqa.spec.mask = Mask::causal;
     const codegen::BackwardLayout l = codegen::backward_layout(gqa, config, 132);
     CHECK(l.causal_chunk * (4 / l.kv_splits) == 16);
+  }
+
+  TEST_CASE("the D pre-pass zeroes every row of the dQ accumulator the main kernel adds to") {
+    const auto rows = [](const AttentionProblem& p, const TileConfig& c) {
+      const codegen::BackwardLayout l = codegen::backward_layout(p, c, 132);
+      const BwdParams params = codegen::backward_params(p, l, BackwardArgs{});
+      // The pre-pass's blocks cover ceil(Sq / 128) * 128 rows of each (batch, head).
+      CHECK(params.dq_accum_rows <= (p.shape.seqlen_q + 127) / 128 * 128);
+      CHECK(int64_t(params.dq_accum_rows) * p.spec.num_heads * p.spec.head_dim_qk ==
+            l.dq_accum_floats);
+      return params.dq_accum_rows;
+    };
+    CHECK(rows(backward(8, 8, 1000), {64, 128, 8, 2, false}) == 1000);
+    CHECK(rows(backward(8, 8, 1000), {64, 128, 12, 3, false, true, true}) == 1024); // whole tiles
+    CHECK(rows(backward(8, 8, 1025), {64, 128, 12, 3, false, true, true}) == 1088);
+    AttentionProblem det = backward(8, 8, 1000);
+    det.spec.deterministic = true;
+    CHECK(rows(det, {64, 128, 8, 2, false}) == 0);
+    CHECK(
+        codegen::generate_backward(backward(8, 2, 1000, 64).spec, {64, 64, 8, 3, false, true, true})
+            .helper_name_expressions[0] ==
+        "attnjit::flash_bwd_dsum_kernel<attnjit::bf16_t, 64, 64>");
   }
 
   TEST_CASE("deterministic: no dQ accumulator; the dQ kernel's shared memory") {

@@ -66,7 +66,8 @@ DeviceOutputs run_forward(const HostAttentionData& data, const DeviceInputs& inp
 class BackwardBench : public PassBench {
 public:
   BackwardBench(const ProblemSetup& setup, const DeviceInfo& device)
-      : problem_(setup.problem), sm_count_(device.sm_count) {
+      : problem_(setup.problem), sm_count_(device.sm_count),
+        overlap_launches_(device.cc_major >= 9) {
     const HostBackwardData data = random_backward_inputs(problem_, setup.seed);
     rows_ = sample_rows(problem_, setup.check_rows, setup.seed);
     keys_ = sample_keys(problem_, setup.check_keys, setup.seed, 2);
@@ -136,7 +137,7 @@ private:
       throw Error(ErrorKind::internal,
                   fmt::format("backward candidate {} has {} kernels, the backward launches 4",
                               c.slug, f.size()));
-    return {{f[0], f[1], f[2], f[3], c.threads, c.dynamic_smem, c.config},
+    return {{f[0], f[1], f[2], f[3], c.threads, c.dynamic_smem, c.config, overlap_launches_},
             codegen::backward_layout(problem_, c.config, sm_count_)};
   }
 
@@ -147,6 +148,7 @@ private:
 
   AttentionProblem problem_;
   int sm_count_;
+  bool overlap_launches_; // BackwardKernels::overlap_launches
   std::vector<RowId> rows_;
   std::vector<KeyId> keys_;
   BackwardRows reference_, plain_;

@@ -25,6 +25,8 @@ template <class T_, int HEAD_DIM_QK, int HEAD_DIM_V, bool CAUSAL> struct BwdDqTr
 template <class K>
 __global__ void __launch_bounds__(K::kThreads)
     flash_bwd_dq_deterministic_kernel(const __grid_constant__ BwdParams p) {
+  allow_next_kernel();
+  wait_for_prior_kernels(); // D
   using T = typename K::T;
   using QTile = typename K::QTile;
   using DoTile = typename K::DoTile;

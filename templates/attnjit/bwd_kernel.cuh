@@ -17,6 +17,8 @@ namespace attnjit {
 template <class K>
 __global__ void __launch_bounds__(K::kThreads)
     flash_bwd_dkdv_kernel(const __grid_constant__ BwdParams p) {
+  allow_next_kernel();
+  wait_for_prior_kernels(); // D and the zeroed dQ accumulator
   using T = typename K::T;
   constexpr int KT = K::kKTiles, MT8 = K::kMTiles8, BM = K::kBlockM;
   extern __shared__ __align__(128) unsigned char smem[];

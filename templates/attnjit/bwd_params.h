@@ -18,8 +18,8 @@ struct BwdParams {
   void* dv;         // [B, Sk, KV, Dv]
 
   // Workspace, contiguous, owned by the caller: D = rowsum(dO * O) and the fp32 dQ accumulator.
-  float* dsum;     // [B, H, Sq]
-  // Zeroed before the main kernel. [B, H, Sq, Dqk], except after the warp-specialized kernel:
+  float* dsum; // [B, H, Sq]
+  // Zeroed by the D pre-pass. [B, H, Sq, Dqk], except after the warp-specialized kernel:
   // [B, H, ceil(Sq / 64), Dqk / slice] tiles of 64 rows x slice columns in MMA fragment order
   // (bwd_wgmma_keys.cuh, store_dq).
   float* dq_accum;
@@ -49,6 +49,9 @@ struct BwdParams {
   // Causal: (split, batch, KV head) groups whose key blocks are walked heaviest first together
   // (BwdBlock); at least the number of groups means all of them.
   int causal_chunk;
+  // Rows per (batch, head) of dq_accum (Sq, or Sq padded to whole 64-row tiles), which the D
+  // pre-pass zeroes; 0 without an accumulator.
+  int dq_accum_rows;
 
   float softmax_scale;
   float softmax_scale_log2;

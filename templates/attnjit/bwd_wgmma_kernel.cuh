@@ -15,6 +15,8 @@ namespace attnjit {
 template <class K>
 __global__ void __launch_bounds__(K::kThreads, 1)
     flash_bwd_dkdv_wgmma_kernel(const __grid_constant__ BwdParams p) {
+  allow_next_kernel();
+  wait_for_prior_kernels(); // D and the zeroed dQ accumulator
   using T = typename K::T;
   using KTile = typename K::KTile;
   using VTile = typename K::VTile;
@@ -62,6 +64,7 @@ __global__ void __launch_bounds__(K::kThreads, 1)
     cp_async_wait<0>();
     fence_proxy_async();
     __syncthreads(); // step's tiles visible; everyone is done with the slot refilled next and sDs
+    if (step == 0) keys.load_kv_fragments();
     if (step + 1 < steps) load_step(step + 1);
     cp_async_commit();
     const int slot = step & 1;

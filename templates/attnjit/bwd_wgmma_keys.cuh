@@ -1,7 +1,8 @@
 // One warpgroup's share of the Hopper backward: 64 keys whose dK and dV live in registers, and
 // the work of one 64-query step on them. Both wgmma dK/dV kernels (all warps loading with
 // cp.async; one warpgroup loading with TMA) drive it the same way:
-//   S^T = K Q^T and dP^T = V dO^T from shared memory (dP^T still in flight while P^T is made),
+//   S^T = K Q^T and dP^T = V dO^T from shared memory, or with K and V from registers
+//   (kKvInRegisters; dP^T still in flight while P^T is made),
 //   dV += P^T dO with P^T as the register A operand,
 //   dQ (64 queries x this warpgroup's kDqCols columns) = dS K over all BLOCK_N keys, reading
 //   every warpgroup's dS^T from shared memory (M-major) once Barrier says it is all there (or,
@@ -28,6 +29,10 @@ template <class K> struct BwdWgmmaKeys {
 
   float dk[1][K::kDqk / 8][4]; // (16 keys, Dqk) per warp, MMA C layout; scaled when written
   float dv[1][K::kDv / 8][4];
+  // With kKvInRegisters: this warp's 16 keys of K and V as A fragments, one per k16 step.
+  static constexpr int kKvFragK = K::kKvInRegisters ? K::kDqk / 16 : 1;
+  static constexpr int kKvFragV = K::kKvInRegisters ? K::kDv / 16 : 1;
+  u32 k_frag[kKvFragK][4], v_frag[kKvFragV][4];
   u32 sK, sK_wg, sV_wg; // K (all keys, for dQ); this warpgroup's 64 keys of K and V
   int warp, wg, lane;
   int key0; // this warp's first key within the block
@@ -46,6 +51,21 @@ template <class K> struct BwdWgmmaKeys {
 #pragma unroll
       for (int e = 0; e < 4; ++e)
         dv[0][dt][e] = 0.f;
+  }
+
+  // Once K and V are in shared memory, before the first step: K and V's A fragments (lanes 0-15
+  // address rows 0-15 of chunk 2kk, lanes 16-31 the same rows of chunk 2kk + 1, which ldmatrix
+  // hands back as a0..a3 of the m16n8k16 layout).
+  __device__ __forceinline__ void load_kv_fragments() {
+    if constexpr (K::kKvInRegisters) {
+      const int row = (warp % 4) * 16 + (lane & 15), half = lane >> 4;
+#pragma unroll
+      for (int kk = 0; kk < K::kDqk / 16; ++kk)
+        ldmatrix_x4(k_frag[kk], sK_wg + KTile::offset(row, 2 * kk + half));
+#pragma unroll
+      for (int kk = 0; kk < K::kDv / 16; ++kk)
+        ldmatrix_x4(v_frag[kk], sV_wg + VTile::offset(row, 2 * kk + half));
+    }
   }
 
   // K-major operands (64 keys of K or V as A; Q or dO as B of S^T, dP^T) step 32 bytes per k16
@@ -71,13 +91,20 @@ template <class K> struct BwdWgmmaKeys {
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < K::kDqk / 16; ++kk)
-      Wgmma<T, BM>::template ss<0, 0>(s, kmajor(sK_wg, KTile::kGroupBytes, kk),
-                                      kmajor(sQ_i, QTile::kGroupBytes, kk), kk > 0);
+      if constexpr (K::kKvInRegisters)
+        Wgmma<T, BM>::template rs<0>(s, k_frag[kk], kmajor(sQ_i, QTile::kGroupBytes, kk), kk > 0);
+      else
+        Wgmma<T, BM>::template ss<0, 0>(s, kmajor(sK_wg, KTile::kGroupBytes, kk),
+                                        kmajor(sQ_i, QTile::kGroupBytes, kk), kk > 0);
     wgmma_commit();
 #pragma unroll
     for (int kk = 0; kk < K::kDv / 16; ++kk)
-      Wgmma<T, BM>::template ss<0, 0>(dp, kmajor(sV_wg, VTile::kGroupBytes, kk),
-                                      kmajor(sDo_i, DoTile::kGroupBytes, kk), kk > 0);
+      if constexpr (K::kKvInRegisters)
+        Wgmma<T, BM>::template rs<0>(dp, v_frag[kk], kmajor(sDo_i, DoTile::kGroupBytes, kk),
+                                     kk > 0);
+      else
+        Wgmma<T, BM>::template ss<0, 0>(dp, kmajor(sV_wg, VTile::kGroupBytes, kk),
+                                        kmajor(sDo_i, DoTile::kGroupBytes, kk), kk > 0);
     wgmma_commit();
     wgmma_wait<1>(); // S^T done; dP^T may still run
 

@@ -24,6 +24,12 @@ struct BwdWgmmaTraits {
   // fp32 workspace: no warpgroup then reads another's dS^T, so no barrier spans them.
   static constexpr bool kDqOverOwnKeys = kWarpgroups > 1 && (HEAD_DIM_QK / kWarpgroups) % 64 != 0;
   static constexpr int kDqCols = kDqOverOwnKeys ? HEAD_DIM_QK : HEAD_DIM_QK / kWarpgroups;
+  // S^T = K Q^T and dP^T = V dO^T with K and V as register A operands, loaded once per CTA:
+  // with both operands in shared memory a 64 x 64 x 16 wgmma reads as many bytes as shared
+  // memory delivers while the tensor cores work. The fragments cost (Dqk + Dv) / 4 registers a
+  // thread, which only d64 can spare. Measured at d64: +0-1% without a mask, +2-3% causal
+  // (docs/PERF.md, session 9), so shared memory was not d64's main limit.
+  static constexpr bool kKvInRegisters = HEAD_DIM_QK + HEAD_DIM_V <= 128;
 
   static_assert(BLOCK_N % 64 == 0, "each warpgroup owns 64 keys");
   static_assert(HEAD_DIM_QK % 64 == 0 && HEAD_DIM_V % 64 == 0,

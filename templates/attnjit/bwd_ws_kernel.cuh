@@ -64,6 +64,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
   constexpr int kDqTileBytes = 64 * K::kDqCols * 4;
   float* stats = reinterpret_cast<float*>(smem + (sStats - smem_u32(smem)));
 
+  allow_next_kernel();
   const int tid = threadIdx.x;
   const BwdBlock<BM, K::kBlockN, K::kCausal> block(p);
   const int b = block.b, kv_h = block.kv_h, n0 = block.n0, steps = block.steps;
@@ -84,6 +85,10 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
 
   if (tid < 128) {
     K::Registers::give();
+    // Launched to overlap the D pre-pass: K, V, Q and dO predate it, so the TMA thread starts at
+    // once; the warps reading D or adding to the dQ accumulator wait for it. (Every CTA waits,
+    // so this kernel finishing means the pre-pass has: the kernels after it rely on that.)
+    if (tid >= 32) wait_for_prior_kernels();
     if (steps == 0) return; // nothing waits for K and V
     auto wait_free = [&](int step) { mbarrier_wait(empty + 8 * (step % S), ((step / S) & 1) ^ 1); };
     if (tid == 0) {
@@ -129,7 +134,10 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
 
   const int ctid = tid - 128, lane = ctid % 32, warp = ctid / 32, wg = warp / 4;
   BwdWgmmaKeys<K> keys(sK, sV, warp, lane);
-  if (steps > 0) mbarrier_wait(kv_full, 0);
+  if (steps > 0) {
+    mbarrier_wait(kv_full, 0);
+    keys.load_kv_fragments();
+  }
   for (int step = 0; step < steps; ++step) {
     const int slot = step % S;
     mbarrier_wait(full + 8 * slot, (step / S) & 1);

@@ -6,6 +6,25 @@
 
 namespace attnjit {
 
+// Programmatic dependent launch (sm_90; nothing before): the backward launches each kernel after
+// the first so that it may start while the one before it finishes (codegen/backward_launch.cpp).
+// Such a kernel waits here before it reads or writes what an earlier kernel writes; a kernel
+// launched the usual way returns at once. Data from before the first kernel needs no wait.
+__device__ __forceinline__ void wait_for_prior_kernels() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Lets the next kernel launch once every CTA of this one has called it (or exited). Called at a
+// kernel's start: by then the grid's last CTAs are resident, so the next kernel's CTAs take only
+// what this one's finished CTAs leave free.
+__device__ __forceinline__ void allow_next_kernel() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
 __device__ __forceinline__ u32 smem_u32(const void* ptr) {
   u64 a;
   asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(ptr));

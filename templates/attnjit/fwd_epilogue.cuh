@@ -7,19 +7,20 @@
 
 namespace attnjit {
 
-// Copies the staged (BLOCK_M, Dv) O tile at sO to global memory, 16 bytes per thread and step,
-// skipping rows past seqlen_q. Every thread must have staged its part (a barrier before).
-template <class OTile, int BLOCK_M, int THREADS>
+// Copies rows [row0, row0 + ROWS) of the staged (BLOCK_M, Dv) O tile at sO to global memory,
+// 16 bytes per thread and step, skipping rows past seqlen_q. Every thread must have staged its
+// part (a barrier before).
+template <class OTile, int ROWS, int THREADS>
 __device__ __forceinline__ void store_o_tile(const FwdParams& p, u32 sO, int b, int h, int m0,
-                                             int tid) {
+                                             int tid, int row0 = 0) {
   unsigned short* out = static_cast<unsigned short*>(p.o) + b * p.o_batch_stride +
                         h * p.o_head_stride + m0 * p.o_seq_stride;
-  constexpr int kChunks = OTile::kChunks, kTotal = BLOCK_M * kChunks;
+  constexpr int kChunks = OTile::kChunks, kTotal = ROWS * kChunks;
 #pragma unroll
   for (int it = 0; it < (kTotal + THREADS - 1) / THREADS; ++it) {
     const int i = tid + it * THREADS;
     if (kTotal % THREADS != 0 && i >= kTotal) break;
-    const int row = i / kChunks, chunk = i % kChunks;
+    const int row = row0 + i / kChunks, chunk = i % kChunks;
     if (m0 + row >= p.seqlen_q) continue;
     uint4 val;
     asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
@@ -29,13 +30,14 @@ __device__ __forceinline__ void store_o_tile(const FwdParams& p, u32 sO, int b, 
   }
 }
 
-// The whole CTA computes; the warp-specialized kernel passes a barrier over its computing
-// warpgroups (NamedBarrier) instead.
-template <class K, class Barrier = CtaBarrier>
-__device__ __forceinline__ void write_output(const FwdParams& p,
-                                             float (&o)[K::kMTiles][K::kDTiles][4],
-                                             const OnlineSoftmax<K::kMTiles>& softmax, u32 sO,
-                                             int b, int h, int m0, int row_in_warp, int tid) {
+// The whole CTA computes and writes the whole tile; the warp-specialized kernel's warpgroups
+// each write their own ROWS rows from row0, with THREADS threads (tid counts within them) and a
+// barrier over just those.
+template <class K, class Barrier = CtaBarrier, int ROWS = K::kBlockM, int THREADS = K::kThreads>
+__device__ __forceinline__ void
+write_output(const FwdParams& p, float (&o)[K::kMTiles][K::kDTiles][4],
+             const OnlineSoftmax<K::kMTiles>& softmax, u32 sO, int b, int h, int m0,
+             int row_in_warp, int tid, int row0 = 0, Barrier barrier = {}) {
   using T = typename K::T;
   using OTile = typename K::OTile; // (BLOCK_M, Dv): reuses Q's shared memory
   const int lane = tid % 32;
@@ -58,8 +60,8 @@ __device__ __forceinline__ void write_output(const FwdParams& p,
         p.lse[(static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q + q_row] =
             softmax.lse(mt, hf, p.softmax_scale_log2);
     }
-  Barrier::sync();
-  store_o_tile<OTile, K::kBlockM, K::kThreads>(p, sO, b, h, m0, tid);
+  barrier.sync();
+  store_o_tile<OTile, ROWS, THREADS>(p, sO, b, h, m0, tid, row0);
 }
 
 } // namespace attnjit

@@ -133,6 +133,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
   };
   // IDs 2.. (0 is __syncthreads, 1 the epilogue's ComputeBarrier); n_blocks + 1 turns a tile.
   const MmaTurns<K::kComputeWarpgroups, 2> turns{warp / 4};
+  constexpr int kEpilogueBarrier = 2 + K::kComputeWarpgroups; // one per warpgroup, after the turns'
   using ComputeBarrier = NamedBarrier<1, K::kThreads>;
   const int tiles = p.num_m_blocks * p.batch * p.num_heads;
   int step0 = 0; // ring steps of this CTA's earlier tiles
@@ -188,11 +189,24 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     step0 += n_blocks;
 
     rows.softmax.finish();
-    // Every warpgroup is done with sO (the last tile's O) and, when O is staged in Q's place,
-    // with sQ, before O is staged.
-    ComputeBarrier::sync();
-    write_output<K, ComputeBarrier>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
-                                    rows.row_in_warp, ctid);
+    if constexpr (K::kOwnO) {
+      // Every warpgroup is done with sO (the last tile's O) before O is staged. This barrier
+      // also lines the warpgroups up for the next tile's turns: each warpgroup writing its
+      // own rows alone, with or without the turns carried across tiles, measured 2-3% slower
+      // at d128 and 2% at 192/128 (docs/PERF.md, session 9).
+      ComputeBarrier::sync();
+      write_output<K, ComputeBarrier>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
+                                      rows.row_in_warp, ctid);
+    } else {
+      // O is staged in this warpgroup's own Q rows, which only its own MMAs read, and each
+      // warpgroup writes its rows alone: d256 (128 x 80) 624 vs 602 TFLOP/s with a barrier
+      // over both.
+      const WarpgroupBarrier own{kEpilogueBarrier + warp / 4};
+      own.sync(); // this warpgroup's MMAs are done with its Q rows
+      write_output<K, WarpgroupBarrier, 64, 128>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
+                                                 rows.row_in_warp, ctid % 128, (warp / 4) * 64,
+                                                 own);
+    }
     if (!K::kOwnO) { // this warp has read its O rows; TMA may overwrite them with the next Q
       __syncwarp();
       fence_proxy_async();

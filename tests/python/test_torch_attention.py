@@ -264,6 +264,57 @@ def test_deterministic_backward_gives_the_same_bits():
         assert torch.equal(a, b), f"{name} differs between two deterministic runs"
 
 
+def test_a_cuda_graph_replays_forward_and_backward():
+    # run() only checks and launches, so a training step's attention can be captured. The
+    # backward's kernels after the first are programmatic dependent launches, which a capture
+    # turns into programmatic edges; the replay must give the eager run's results on new inputs.
+    for deterministic in (False, True):
+        case = Case("gqa", "bf16", 2, 8, 2, 500, 500, 128, 128, True, None, "bshd")
+        first, second = Inputs(case, SEED), Inputs(case, SEED + 1)
+
+        def step(inputs, leaves):
+            out = attnjit.attention(*leaves, causal=True, deterministic=deterministic)
+            out.backward(inputs.dout)
+            return out
+
+        eager = []
+        for inputs in (first, second):
+            leaves = inputs.leaves()
+            out = step(inputs, leaves)
+            eager.append([out.detach()] + [t.grad for t in leaves])
+
+        leaves = first.leaves()
+        dout = first.dout.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # plans are built (and compiled) before the capture
+            step(first, leaves)
+        torch.cuda.current_stream().wait_stream(side)
+        for t in leaves:
+            t.grad = None
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = attnjit.attention(*leaves, causal=True, deterministic=deterministic)
+            out.backward(dout)
+        for inputs, want in zip((first, second), eager):
+            with torch.no_grad():
+                for t, src in zip(leaves, (inputs.q, inputs.k, inputs.v)):
+                    t.copy_(src)
+                dout.copy_(inputs.dout)
+                out.fill_(float("nan"))
+                for t in leaves:
+                    t.grad.fill_(float("nan"))
+            graph.replay()
+            torch.cuda.synchronize()
+            for name, got, ref in zip(("o", "dq", "dk", "dv"), [out] + [t.grad for t in leaves],
+                                      want):
+                if deterministic or name != "dq":  # dQ's fp32 additions land in any order
+                    assert torch.equal(got, ref), f"{name} of the replay differs from eager"
+                else:
+                    assert torch.allclose(got, ref, rtol=1e-2, atol=1e-2), \
+                        f"dq of the replay differs from eager: {(got - ref).abs().max()}"
+
+
 def test_plans_are_reused_and_errors_are_clear():
     case = Case("mha", "fp16", 1, 2, 2, 64, 64, 64, 64, False, None, "bhsd")
     q, k, v = Inputs(case, SEED).leaves()

@@ -44,8 +44,8 @@ struct BackwardKernels {
   int threads = 0;      // of the dK/dV kernel
   int dynamic_smem = 0; // of the dK/dV kernel, bytes
   TileConfig config;    // of the dK/dV kernel; warp-specialized ones also read TMA tensor maps
-  // sm_90 on: every kernel after the first is launched to start while the one before finishes
-  // (programmatic dependent launch); the templates wait where they read what it writes.
+  // sm_90 and later: every kernel after the first is launched to start while the one before
+  // finishes (programmatic dependent launch); the templates wait where they read what it writes.
   bool overlap_launches = false;
 };
 

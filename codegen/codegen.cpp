@@ -198,8 +198,10 @@ static std::string backward_preamble(const KernelSpec& spec, const TileConfig& c
 // spec:   {spec}
 // config: {config}
 // templates: {hash}
-// launches, in order, on one stream:
-//   {dsum}: D = rowsum(dO * O); 128 threads, grid.x = ceil(seqlen_q / 128) * batch * num_heads
+// launches, in order, on one stream (on sm_90 and later each after the first may start while
+// the one before finishes, and waits where it reads what that one wrote):
+//   {dsum}: D = rowsum(dO * O), and zeroes the fp32 dQ accumulator;
+//       128 threads, grid.x = ceil(seqlen_q / 128) * batch * num_heads
 //   {main}: {main_what};
 //       {threads} threads, {smem} bytes dynamic shared memory,
 //       grid.x = ceil(seqlen_k / {block_n}) * batch * num_kv_heads (* kv_splits)

@@ -193,7 +193,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
       // Every warpgroup is done with sO (the last tile's O) before O is staged. This barrier
       // also lines the warpgroups up for the next tile's turns: each warpgroup writing its
       // own rows alone, with or without the turns carried across tiles, measured 2-3% slower
-      // at d128 and 2% at 192/128 (docs/PERF.md, session 9).
+      // at d128 and 2-6% at 192/128 (docs/PERF.md, session 9).
       ComputeBarrier::sync();
       write_output<K, ComputeBarrier>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
                                       rows.row_in_warp, ctid);

@@ -9,7 +9,9 @@ namespace attnjit {
 // Programmatic dependent launch (sm_90; nothing before): the backward launches each kernel after
 // the first so that it may start while the one before it finishes (codegen/backward_launch.cpp).
 // Such a kernel waits here before it reads or writes what an earlier kernel writes; a kernel
-// launched the usual way returns at once. Data from before the first kernel needs no wait.
+// launched the usual way returns at once. Data from before the first kernel needs no wait. The
+// wait covers only the kernel just before, so every CTA of a kernel that others follow must
+// wait somewhere, early exits included: its finishing then implies its predecessors' did.
 __device__ __forceinline__ void wait_for_prior_kernels() {
 #if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

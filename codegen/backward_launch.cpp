@@ -125,6 +125,7 @@ BackwardLayout backward_layout(const AttentionProblem& problem, const TileConfig
   m.dq_tiled = config.warp_specialized && !s.deterministic;
   const int64_t dq_rows = m.dq_tiled ? (sh.seqlen_q + 63) / 64 * 64 : sh.seqlen_q;
   m.dq_accum_floats = s.deterministic ? 0 : sh.batch * s.num_heads * dq_rows * s.head_dim_qk;
+  m.kv_done_words = m.dq_tiled ? padded_to_4(sh.batch * s.num_kv_heads) : 0;
   if (s.deterministic) {
     grid_blocks(sh.seqlen_q, 64, sh.batch * s.num_heads, problem);
     m.dq_smem = backward_dq_smem_bytes(s);
@@ -150,6 +151,9 @@ BwdParams backward_params(const AttentionProblem& problem, const BackwardLayout&
   p.dsum = static_cast<float*>(a.workspace);
   p.dq_accum = p.dsum + m.dsum_floats;
   p.dkv_partial = p.dq_accum + m.dq_accum_floats;
+  p.kv_done = m.kv_done_words == 0
+                  ? nullptr
+                  : reinterpret_cast<unsigned*>(p.dkv_partial + m.dkv_partial_floats);
   p.kv_splits = m.kv_splits;
   set_strides(p.q_batch_stride, p.q_seq_stride, p.q_head_stride, a.q);
   set_strides(p.k_batch_stride, p.k_seq_stride, p.k_head_stride, a.k);

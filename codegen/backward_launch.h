@@ -22,15 +22,16 @@ struct BackwardLayout {
   int kv_splits = 1;
   // Causal: (split, batch, KV head) groups walked together, heaviest key blocks first (see .cpp).
   int causal_chunk = 1;
-  // The workspace, in fp32 words, in this order: D, the dQ accumulator, the dK/dV partials.
-  int64_t dsum_floats = 0, dq_accum_floats = 0, dkv_partial_floats = 0;
+  // The workspace, in 4-byte words, in this order: D, the dQ accumulator, the dK/dV partials,
+  // and (dq_tiled) one counter per (batch, KV head) of dK/dV CTAs whose dQ additions landed.
+  int64_t dsum_floats = 0, dq_accum_floats = 0, dkv_partial_floats = 0, kv_done_words = 0;
   int dq_smem = 0; // dynamic shared memory of the deterministic dQ kernel; 0 otherwise
   // The dQ accumulator in 64-row tiles of MMA fragments (the warp-specialized kernel; rows
   // padded to whole tiles), else [B, H, Sq, Dqk]. See BwdParams::dq_accum.
   bool dq_tiled = false;
 
   size_t workspace_bytes() const {
-    return size_t(dsum_floats + dq_accum_floats + dkv_partial_floats) * 4;
+    return size_t(dsum_floats + dq_accum_floats + dkv_partial_floats + kv_done_words) * 4;
   }
 };
 

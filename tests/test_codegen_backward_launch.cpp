@@ -115,6 +115,19 @@ TEST_SUITE("codegen.backward_launch") {
     AttentionProblem det = backward(8, 8, 1000);
     det.spec.deterministic = true;
     CHECK(rows(det, {64, 128, 8, 2, false}) == 0);
+
+    // The warp-specialized kernel's per-(batch, KV head) counters close the workspace.
+    AttentionProblem gqa = backward(8, 2, 1000);
+    gqa.shape.batch = 3;
+    const TileConfig ws{64, 128, 12, 3, false, true, true};
+    const codegen::BackwardLayout l = codegen::backward_layout(gqa, ws, 132);
+    CHECK(l.kv_done_words == 8); // 3 x 2, padded to whole 16 bytes
+    const BwdParams params = codegen::backward_params(gqa, l, BackwardArgs{});
+    CHECK(reinterpret_cast<const float*>(params.kv_done) ==
+          params.dsum + l.dsum_floats + l.dq_accum_floats + l.dkv_partial_floats);
+    CHECK(l.workspace_bytes() ==
+          size_t(l.dsum_floats + l.dq_accum_floats + l.dkv_partial_floats + 8) * 4);
+    CHECK(codegen::backward_layout(gqa, {64, 128, 8, 2, false}, 132).kv_done_words == 0);
     CHECK(
         codegen::generate_backward(backward(8, 2, 1000, 64).spec, {64, 64, 8, 3, false, true, true})
             .helper_name_expressions[0] ==

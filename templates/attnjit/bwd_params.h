@@ -27,6 +27,11 @@ struct BwdParams {
   // block, each writing fp32 partial dK (scaled) and dV here; a reduction sums them in a fixed
   // order. [kv_splits, B, KV, Sk, Dqk + Dv].
   float* dkv_partial;
+  // Warp-specialized kernel (else null): per (batch, KV head), how many of its dK/dV CTAs
+  // (num_n_blocks * kv_splits in all) have had their dQ additions land; zeroed by the D
+  // pre-pass. The dQ conversion converts a head's rows once its count is complete, while the
+  // main kernel's last CTAs still run. [B, KV].
+  unsigned* kv_done;
 
   attnjit_i64 q_batch_stride, q_seq_stride, q_head_stride;
   attnjit_i64 k_batch_stride, k_seq_stride, k_head_stride;

@@ -69,6 +69,9 @@ __global__ void __launch_bounds__(128) flash_bwd_dsum_kernel(const __grid_consta
     const int row = row0 + pass * 16 + r;
     if (t == 0 && row < p.seqlen_q) p.dsum[static_cast<i64>(bh) * p.seqlen_q + row] = x;
   }
+  if (p.kv_done != nullptr && blockIdx.x == 0)
+    for (int i = threadIdx.x; i < p.batch * p.num_kv_heads; i += 128)
+      p.kv_done[i] = 0;
   if (p.dq_accum_rows > row0) { // rows of the accumulator (padded to whole tiles) past row0
     const int rows = min(128, p.dq_accum_rows - row0);
     float4* dst = reinterpret_cast<float4*>(
@@ -117,14 +120,29 @@ template <class T, int HEAD_DIM_QK, int SLICE>
 __global__ void __launch_bounds__(256)
     flash_bwd_dq_tiled_kernel(const __grid_constant__ BwdParams p) {
   allow_next_kernel();
-  wait_for_prior_kernels(); // the main kernel's sums
   static_assert(HEAD_DIM_QK % SLICE == 0 && SLICE % 8 == 0,
                 "whole slices of whole 8-column groups");
   constexpr int kItemsPerTile = SLICE / 8 * 32; // dt x 4 warps x 8 quads
   const int m_blocks = (p.seqlen_q + 63) / 64;
-  const i64 total = static_cast<i64>(p.batch) * p.num_heads * m_blocks * HEAD_DIM_QK * 4;
-  for (i64 i = blockIdx.x * 256ll + threadIdx.x; i < total;
-       i += static_cast<i64>(gridDim.x) * 256) {
+  const i64 per_head = static_cast<i64>(m_blocks) * HEAD_DIM_QK * 4;
+  const i64 total = static_cast<i64>(p.batch) * p.num_heads * per_head;
+  const unsigned all_ctas = static_cast<unsigned>(p.num_n_blocks * p.kv_splits);
+  for (i64 base = blockIdx.x * 256ll; base < total; base += static_cast<i64>(gridDim.x) * 256) {
+    // Instead of waiting for the whole main kernel: the heads of this block's items are done
+    // once every dK/dV CTA of their KV head has counted itself (kv_done), so heads finished
+    // in earlier waves are converted while the last wave still runs.
+    if (threadIdx.x == 0) {
+      const i64 last = (base + 255 < total ? base + 255 : total - 1) / per_head;
+      for (i64 bh = base / per_head; bh <= last; ++bh) {
+        const int b = static_cast<int>(bh / p.num_heads), h = static_cast<int>(bh % p.num_heads);
+        const unsigned* done = p.kv_done + b * p.num_kv_heads + h / p.heads_per_kv;
+        while (load_acquire(done) < all_ctas)
+          __nanosleep(200);
+      }
+    }
+    __syncthreads();
+    const i64 i = base + threadIdx.x;
+    if (i >= total) continue;
     const int dt = static_cast<int>(i % (SLICE / 8)), quad = static_cast<int>(i / (SLICE / 8) % 32);
     const i64 tile = i / kItemsPerTile; // ((b, h, row block), slice)
     const int slice = static_cast<int>(tile % (HEAD_DIM_QK / SLICE));
@@ -149,6 +167,9 @@ __global__ void __launch_bounds__(256)
     if (row < p.seqlen_q) *reinterpret_cast<uint4*>(out + row * p.dq_seq_stride) = upper;
     if (row + 8 < p.seqlen_q) *reinterpret_cast<uint4*>(out + (row + 8) * p.dq_seq_stride) = lower;
   }
+  // Finishing only after the main kernel has keeps "a kernel done means those before it are"
+  // true for whatever the stream runs next.
+  wait_for_prior_kernels();
 }
 
 // dK and dV of GQA/MQA split over kv_splits CTAs: the partials summed in split order (so the

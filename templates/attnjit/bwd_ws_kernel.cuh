@@ -42,6 +42,13 @@ __device__ __forceinline__ void load_row_stats(const BwdParams& p, float* dst, u
   mbarrier_arrive(full);
 }
 
+// This CTA's dQ additions have landed (waited for): one more CTA done for its (batch, KV head),
+// so the dQ conversion may take that head's rows while other CTAs still run.
+__device__ __forceinline__ void mark_dq_landed(const BwdParams& p, int b, int kv_h) {
+  fence_proxy_async_global();
+  add_release(p.kv_done + b * p.num_kv_heads + kv_h, 1);
+}
+
 template <class K>
 __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     flash_bwd_dkdv_ws_kernel(const __grid_constant__ BwdParams p,
@@ -64,7 +71,6 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
   constexpr int kDqTileBytes = 64 * K::kDqCols * 4;
   float* stats = reinterpret_cast<float*>(smem + (sStats - smem_u32(smem)));
 
-  allow_next_kernel();
   const int tid = threadIdx.x;
   const BwdBlock<BM, K::kBlockN, K::kCausal> block(p);
   const int b = block.b, kv_h = block.kv_h, n0 = block.n0, steps = block.steps;
@@ -87,9 +93,17 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     K::Registers::give();
     // Launched to overlap the D pre-pass: K, V, Q and dO predate it, so the TMA thread starts at
     // once; the warps reading D or adding to the dQ accumulator wait for it. (Every CTA waits,
-    // so this kernel finishing means the pre-pass has: the kernels after it rely on that.)
-    if (tid >= 32) wait_for_prior_kernels();
-    if (steps == 0) return; // nothing waits for K and V
+    // so this kernel finishing means the pre-pass has: the kernels after it rely on that.) The
+    // next kernel may launch only after the wait, so that the dQ conversion, which reads
+    // kv_done while this kernel runs, never sees the counters before the pre-pass zeroed them.
+    if (tid >= 32) {
+      wait_for_prior_kernels();
+      allow_next_kernel();
+    }
+    if (steps == 0) { // nothing waits for K and V
+      if (K::kAccumulateDq && tid == 64) mark_dq_landed(p, b, kv_h);
+      return;
+    }
     auto wait_free = [&](int step) { mbarrier_wait(empty + 8 * (step % S), ((step / S) & 1) ^ 1); };
     if (tid == 0) {
       prefetch_tensor_map(tma.q);
@@ -127,6 +141,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
         }
       }
       bulk_wait_group<0>(); // the additions land before the CTA's shared memory goes away
+      mark_dq_landed(p, b, kv_h);
     }
     return;
   }

@@ -27,6 +27,16 @@ __device__ __forceinline__ void allow_next_kernel() {
 #endif
 }
 
+// Counters that one kernel's CTAs publish and another kernel's CTAs wait on, at GPU scope.
+__device__ __forceinline__ void add_release(unsigned* counter, unsigned value) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(counter), "r"(value) : "memory");
+}
+__device__ __forceinline__ unsigned load_acquire(const unsigned* counter) {
+  unsigned value;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(value) : "l"(counter) : "memory");
+  return value;
+}
+
 __device__ __forceinline__ u32 smem_u32(const void* ptr) {
   u64 a;
   asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(ptr));

@@ -416,10 +416,15 @@ TEST_SUITE("gpu.backward") {
           cases.push_back({make_problem(dtype, d, mask, {2, 17, 0})});
           cases.push_back({deterministic(make_problem(dtype, d, mask, {2, 17, 0}))});
         }
+    // Large enough that the dQ conversion, launched to overlap the pre-pass, would read the
+    // NaN-poisoned accumulator if it did not wait for the pre-pass's zeroes.
+    cases.push_back({make_problem(DType::bf16, 128, Mask::none, {2, 1000, 0}, 32, 8)});
     const std::vector<Outcome> outcomes = run_cases(cases);
     for (size_t c = 0; c < cases.size(); ++c) {
       INFO(describe(cases[c].problem, std::nullopt));
-      CHECK(outcomes[c].kernel.dq.size() == size_t(2 * 17 * 2 * cases[c].problem.spec.head_dim_qk));
+      const AttentionProblem& p = cases[c].problem;
+      CHECK(outcomes[c].kernel.dq.size() ==
+            size_t(p.shape.batch * p.shape.seqlen_q * p.spec.num_heads * p.spec.head_dim_qk));
       CHECK(std::all_of(outcomes[c].kernel.dq.begin(), outcomes[c].kernel.dq.end(),
                         [](double x) { return x == 0.0; }));
     }

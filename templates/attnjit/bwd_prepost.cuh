@@ -127,6 +127,9 @@ __global__ void __launch_bounds__(256)
   const i64 per_head = static_cast<i64>(m_blocks) * HEAD_DIM_QK * 4;
   const i64 total = static_cast<i64>(p.batch) * p.num_heads * per_head;
   const unsigned all_ctas = static_cast<unsigned>(p.num_n_blocks * p.kv_splits);
+  // With no key there is no dK/dV kernel and no count to wait for: this kernel follows the
+  // pre-pass directly, and the accumulator's zeroes are the pre-pass's to finish writing.
+  if (all_ctas == 0) wait_for_prior_kernels();
   for (i64 base = blockIdx.x * 256ll; base < total; base += static_cast<i64>(gridDim.x) * 256) {
     // Instead of waiting for the whole main kernel: the heads of this block's items are done
     // once every dK/dV CTA of their KV head has counted itself (kv_done), so heads finished

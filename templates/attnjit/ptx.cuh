@@ -8,10 +8,12 @@ namespace attnjit {
 
 // Programmatic dependent launch (sm_90; nothing before): the backward launches each kernel after
 // the first so that it may start while the one before it finishes (codegen/backward_launch.cpp).
-// Such a kernel waits here before it reads or writes what an earlier kernel writes; a kernel
-// launched the usual way returns at once. Data from before the first kernel needs no wait. The
-// wait covers only the kernel just before, so every CTA of a kernel that others follow must
-// wait somewhere, early exits included: its finishing then implies its predecessors' did.
+// Such a kernel waits here before it reads or writes what an earlier kernel writes (or, the dQ
+// conversion, on counters the kernel before publishes per head, see BwdParams::kv_done); a
+// kernel launched the usual way returns at once. Data from before the first kernel needs no
+// wait. The wait covers only the kernel just before, so every CTA of a kernel that others
+// follow must wait somewhere, early exits included: its finishing then implies its
+// predecessors' did.
 __device__ __forceinline__ void wait_for_prior_kernels() {
 #if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -19,8 +21,9 @@ __device__ __forceinline__ void wait_for_prior_kernels() {
 }
 
 // Lets the next kernel launch once every CTA of this one has called it (or exited). Called at a
-// kernel's start: by then the grid's last CTAs are resident, so the next kernel's CTAs take only
-// what this one's finished CTAs leave free.
+// kernel's start (the warp-specialized dK/dV kernel: after its wait, see there): by then the
+// grid's last CTAs are resident, so the next kernel's CTAs take only what this one's finished
+// CTAs leave free.
 __device__ __forceinline__ void allow_next_kernel() {
 #if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;");

@@ -82,7 +82,8 @@ template <int N> __device__ __forceinline__ void bulk_wait_group_read() {
   asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(N) : "memory");
 }
 // After bulk_wait_group: orders the bulk copies' global writes before this thread's later
-// (generic) memory operations, such as a release that publishes them.
+// (generic) memory operations, such as a release that publishes them. (The completion of a bulk
+// copy implies such a fence in the PTX memory model; this one says so where it matters.)
 __device__ __forceinline__ void fence_proxy_async_global() {
   asm volatile("fence.proxy.async.global;" ::: "memory");
 }

@@ -123,8 +123,10 @@ BackwardLayout backward_layout(const AttentionProblem& problem, const TileConfig
                                                 (s.head_dim_qk + s.head_dim_v);
   m.dsum_floats = padded_to_4(sh.batch * s.num_heads * sh.seqlen_q);
   m.dq_tiled = config.warp_specialized && !s.deterministic;
-  const int64_t dq_rows = m.dq_tiled ? (sh.seqlen_q + 63) / 64 * 64 : sh.seqlen_q;
-  m.dq_accum_floats = s.deterministic ? 0 : sh.batch * s.num_heads * dq_rows * s.head_dim_qk;
+  m.dq_accum_rows = s.deterministic ? 0
+                    : m.dq_tiled    ? int((sh.seqlen_q + 63) / 64 * 64)
+                                    : int(sh.seqlen_q);
+  m.dq_accum_floats = sh.batch * s.num_heads * int64_t(m.dq_accum_rows) * s.head_dim_qk;
   m.kv_done_words = m.dq_tiled ? padded_to_4(sh.batch * s.num_kv_heads) : 0;
   if (s.deterministic) {
     grid_blocks(sh.seqlen_q, 64, sh.batch * s.num_heads, problem);
@@ -172,9 +174,7 @@ BwdParams backward_params(const AttentionProblem& problem, const BackwardLayout&
   p.num_m_blocks = m.num_m_blocks;
   p.num_n_blocks = m.num_n_blocks;
   p.causal_chunk = m.causal_chunk;
-  p.dq_accum_rows = m.dq_accum_floats == 0 ? 0
-                    : m.dq_tiled           ? int((sh.seqlen_q + 63) / 64 * 64)
-                                           : int(sh.seqlen_q);
+  p.dq_accum_rows = m.dq_accum_rows;
   p.softmax_scale = effective_softmax_scale(problem);
   p.softmax_scale_log2 = p.softmax_scale * 1.4426950408889634f;
   return p;

@@ -5,6 +5,7 @@
 // deterministic dQ).
 #pragma once
 
+#include <attnjit/device.h>
 #include <attnjit/plan.h>
 #include <attnjit/spec.h>
 
@@ -26,6 +27,8 @@ struct BackwardLayout {
   // and (dq_tiled) one counter per (batch, KV head) of dK/dV CTAs whose dQ additions landed.
   int64_t dsum_floats = 0, dq_accum_floats = 0, dkv_partial_floats = 0, kv_done_words = 0;
   int dq_smem = 0; // dynamic shared memory of the deterministic dQ kernel; 0 otherwise
+  // Rows per (batch, head) of the dQ accumulator (BwdParams::dq_accum_rows); 0 without one.
+  int dq_accum_rows = 0;
   // The dQ accumulator in 64-row tiles of MMA fragments (the warp-specialized kernel; rows
   // padded to whole tiles), else [B, H, Sq, Dqk]. See BwdParams::dq_accum.
   bool dq_tiled = false;
@@ -49,6 +52,11 @@ struct BackwardKernels {
   // finishes (programmatic dependent launch); the templates wait where they read what it writes.
   bool overlap_launches = false;
 };
+
+// BackwardKernels::overlap_launches for a device: programmatic dependent launch is sm_90's.
+inline bool backward_launches_overlap(const DeviceInfo& device) {
+  return device.cc_major >= 9;
+}
 
 // Opts the deterministic dQ kernel in to its shared memory (above 48 KiB); a no-op otherwise.
 // The dK/dV kernel's opt-in is the loader's, like every main kernel's.

@@ -48,7 +48,7 @@ BackwardPlan::BackwardPlan(const AttentionProblem& problem, std::optional<TileCo
                m.plan.generated.threads,
                m.plan.generated.dynamic_smem,
                m.plan.config,
-               m.plan.device.cc_major >= 9};
+               codegen::backward_launches_overlap(m.plan.device)};
   if (m.layout.dq_smem > 0) {
     runtime::use_device(options.device);
     runtime::check(codegen::prepare_backward_kernels(m.kernels, m.layout),

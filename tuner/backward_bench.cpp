@@ -67,7 +67,7 @@ class BackwardBench : public PassBench {
 public:
   BackwardBench(const ProblemSetup& setup, const DeviceInfo& device)
       : problem_(setup.problem), sm_count_(device.sm_count),
-        overlap_launches_(device.cc_major >= 9) {
+        overlap_launches_(codegen::backward_launches_overlap(device)) {
     const HostBackwardData data = random_backward_inputs(problem_, setup.seed);
     rows_ = sample_rows(problem_, setup.check_rows, setup.seed);
     keys_ = sample_keys(problem_, setup.check_keys, setup.seed, 2);

@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(128) flash_bwd_dsum_kernel(const __grid_consta
       static_cast<const unsigned short*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride;
   const unsigned short* d_o =
       static_cast<const unsigned short*>(p.dout) + b * p.do_batch_stride + h * p.do_head_stride;
-  float sum[kPasses]; // every load is issued before the first store
+  float sum[kPasses]; // every load comes before the first store in program order
 #pragma unroll
   for (int pass = 0; pass < kPasses; ++pass) {
     const int row = row0 + pass * 16 + r;

@@ -147,14 +147,6 @@ template <int ID, int THREADS> struct NamedBarrier {
   }
 };
 
-// Named barrier `id` over one warpgroup, the ID picked at run time (a warpgroup's own).
-struct WarpgroupBarrier {
-  int id;
-  __device__ __forceinline__ void sync() const {
-    asm volatile("bar.sync %0, 128;" ::"r"(id) : "memory");
-  }
-};
-
 // Named barrier `id` (a run-time value, so a warpgroup can pick its own) over `threads` threads:
 // wait for the rest, or count this warp's arrival and go on.
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
@@ -163,5 +155,12 @@ __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
 __device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
+
+// Named barrier `id` over one warpgroup, the ID picked at run time (a warpgroup's own), passed
+// where shared code takes a barrier object.
+struct WarpgroupBarrier {
+  int id;
+  __device__ __forceinline__ void sync() const { named_barrier_sync(id, 128); }
+};
 
 } // namespace attnjit

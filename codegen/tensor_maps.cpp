@@ -90,6 +90,8 @@ FwdTmaParams forward_tensor_maps(const AttentionProblem& problem, const TileConf
   if (sh.batch == 0 || sh.seqlen_q == 0) return p;
   p.q = encode("q", args.q, sh.batch, sh.seqlen_q, s.num_heads, s.head_dim_qk, config.block_m,
                s.dtype);
+  // Each computing warpgroup stores its own 64 rows of O; with no key they are zeros.
+  p.o = encode("o", args.o, sh.batch, sh.seqlen_q, s.num_heads, s.head_dim_v, 64, s.dtype);
   if (sh.seqlen_k == 0) return p;
   p.k = encode("k", args.k, sh.batch, sh.seqlen_k, s.num_kv_heads, s.head_dim_qk, config.block_n,
                s.dtype);

@@ -7,20 +7,19 @@
 
 namespace attnjit {
 
-// Copies rows [row0, row0 + ROWS) of the staged (BLOCK_M, Dv) O tile at sO to global memory,
-// 16 bytes per thread and step, skipping rows past seqlen_q. Every thread must have staged its
-// part (a barrier before).
-template <class OTile, int ROWS, int THREADS>
+// Copies the staged (BLOCK_M, Dv) O tile at sO to global memory, 16 bytes per thread and step,
+// skipping rows past seqlen_q. Every thread must have staged its part (a barrier before).
+template <class OTile, int BLOCK_M, int THREADS>
 __device__ __forceinline__ void store_o_tile(const FwdParams& p, u32 sO, int b, int h, int m0,
-                                             int tid, int row0 = 0) {
+                                             int tid) {
   unsigned short* out = static_cast<unsigned short*>(p.o) + b * p.o_batch_stride +
                         h * p.o_head_stride + m0 * p.o_seq_stride;
-  constexpr int kChunks = OTile::kChunks, kTotal = ROWS * kChunks;
+  constexpr int kChunks = OTile::kChunks, kTotal = BLOCK_M * kChunks;
 #pragma unroll
   for (int it = 0; it < (kTotal + THREADS - 1) / THREADS; ++it) {
     const int i = tid + it * THREADS;
     if (kTotal % THREADS != 0 && i >= kTotal) break;
-    const int row = row0 + i / kChunks, chunk = i % kChunks;
+    const int row = i / kChunks, chunk = i % kChunks;
     if (m0 + row >= p.seqlen_q) continue;
     uint4 val;
     asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
@@ -30,18 +29,14 @@ __device__ __forceinline__ void store_o_tile(const FwdParams& p, u32 sO, int b, 
   }
 }
 
-// The whole CTA computes and writes the whole tile; the warp-specialized kernel's warpgroups
-// each write their own ROWS rows from row0, with THREADS threads (tid counts within them) and a
-// barrier over just those.
-template <class K, class Barrier = CtaBarrier, int ROWS = K::kBlockM, int THREADS = K::kThreads>
-__device__ __forceinline__ void
-write_output(const FwdParams& p, float (&o)[K::kMTiles][K::kDTiles][4],
-             const OnlineSoftmax<K::kMTiles>& softmax, u32 sO, int b, int h, int m0,
-             int row_in_warp, int tid, int row0 = 0, Barrier barrier = {}) {
+// Normalizes this thread's O rows by their sums into sO, laid out as OTile, and writes their
+// LSE straight to global memory.
+template <class K, class OTile = typename K::OTile>
+__device__ __forceinline__ void stage_output(const FwdParams& p,
+                                             float (&o)[K::kMTiles][K::kDTiles][4],
+                                             const OnlineSoftmax<K::kMTiles>& softmax, u32 sO,
+                                             int b, int h, int m0, int row_in_warp, int lane) {
   using T = typename K::T;
-  using OTile = typename K::OTile; // (BLOCK_M, Dv): reuses Q's shared memory
-  const int lane = tid % 32;
-
 #pragma unroll
   for (int mt = 0; mt < K::kMTiles; ++mt)
 #pragma unroll
@@ -60,8 +55,18 @@ write_output(const FwdParams& p, float (&o)[K::kMTiles][K::kDTiles][4],
         p.lse[(static_cast<i64>(b) * p.num_heads + h) * p.seqlen_q + q_row] =
             softmax.lse(mt, hf, p.softmax_scale_log2);
     }
-  barrier.sync();
-  store_o_tile<OTile, ROWS, THREADS>(p, sO, b, h, m0, tid, row0);
+}
+
+// The whole CTA stages the tile (in Q's shared memory) and copies it out. (The
+// warp-specialized kernel stages with stage_output and stores with TMA.)
+template <class K>
+__device__ __forceinline__ void write_output(const FwdParams& p,
+                                             float (&o)[K::kMTiles][K::kDTiles][4],
+                                             const OnlineSoftmax<K::kMTiles>& softmax, u32 sO,
+                                             int b, int h, int m0, int row_in_warp, int tid) {
+  stage_output<K>(p, o, softmax, sO, b, h, m0, row_in_warp, tid % 32);
+  CtaBarrier::sync();
+  store_o_tile<typename K::OTile, K::kBlockM, K::kThreads>(p, sO, b, h, m0, tid);
 }
 
 } // namespace attnjit

@@ -115,6 +115,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     K::Registers::give();
     if (tid == 0) {
       prefetch_tensor_map(tma.q);
+      prefetch_tensor_map(tma.o);
       if (p.seqlen_k > 0) { // with no key the K and V maps are left empty
         prefetch_tensor_map(tma.k);
         prefetch_tensor_map(tma.v);
@@ -131,7 +132,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
   auto release = [lane](u32 empty, int step) {
     if (lane == 0) mbarrier_arrive(empty + 8 * (step % S));
   };
-  // IDs 2.. (0 is __syncthreads, 1 the epilogue's ComputeBarrier); n_blocks + 1 turns a tile.
+  // IDs 2.. (0 is __syncthreads, 1 the ComputeBarrier); n_blocks + 1 turns a tile.
   const MmaTurns<K::kComputeWarpgroups, 2> turns{warp / 4};
   constexpr int kEpilogueBarrier = 2 + K::kComputeWarpgroups; // one per warpgroup, after the turns'
   using ComputeBarrier = NamedBarrier<1, K::kThreads>;
@@ -195,25 +196,31 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
       // own rows alone, with or without the turns carried across tiles, measured 2-3% slower
       // at d128 and 2-6% at 192/128 (docs/PERF.md, session 9).
       ComputeBarrier::sync();
-      write_output<K, ComputeBarrier>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
-                                      rows.row_in_warp, ctid);
+      stage_output<K>(p, rows.o, rows.softmax, sO, block.b, block.h, m0, rows.row_in_warp, lane);
+      ComputeBarrier::sync();
+      store_o_tile<typename K::OTile, K::kBlockM, K::kThreads>(p, sO, block.b, block.h, m0, ctid);
     } else {
-      // O is staged in this warpgroup's own Q rows, which only its own MMAs read, and each
-      // warpgroup writes its rows alone: d256 (128 x 80) 624 vs 602 TFLOP/s with a barrier
-      // over both.
+      // O is staged in this warpgroup's own Q rows, which only its own MMAs read, and one of
+      // its threads stores them with TMA: the next tile's Q may land as soon as TMA has read
+      // them (192/128: 668 vs 657 TFLOP/s with the warps' own stores, session 10), and no
+      // barrier spans the warpgroups (d256: 624 vs 602 with one, session 9).
       const WarpgroupBarrier own{kEpilogueBarrier + warp / 4};
       own.sync(); // this warpgroup's MMAs are done with its Q rows
-      write_output<K, WarpgroupBarrier, 64, 128>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
-                                                 rows.row_in_warp, ctid % 128, (warp / 4) * 64,
-                                                 own);
-    }
-    if (!K::kOwnO) { // this warp has read its O rows; TMA may overwrite them with the next Q
-      __syncwarp();
-      fence_proxy_async();
-      if (lane == 0) mbarrier_arrive(bar.q_empty);
+      stage_output<K, typename K::OTmaTile>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
+                                            rows.row_in_warp, lane);
+      fence_proxy_async(); // the staged rows are visible to TMA
+      own.sync();
+      if (ctid % 128 == 0) {
+        const int row0 = (warp / 4) * 64;
+        tma_store_tile<typename K::OTmaTile, K::kDv>(tma.o, sO, row0, m0 + row0, block.h, block.b);
+        bulk_commit_group();
+        bulk_wait_group_read<0>();
+        mbarrier_arrive(bar.q_empty, 4); // for the warpgroup's four warps
+      }
     }
     if (!K::kWalkTiles) break;
   }
+  if (!K::kOwnO && ctid % 128 == 0) bulk_wait_group<0>(); // the TMA stores have landed
 }
 
 } // namespace attnjit

@@ -28,6 +28,11 @@ __device__ __forceinline__ void mbarrier_arrive(u32 bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
 }
 
+// `count` arrivals at once, e.g. one thread speaking for its warpgroup's four warps.
+__device__ __forceinline__ void mbarrier_arrive(u32 bar, u32 count) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+
 // Waits until the phase with this parity has completed. A fresh barrier is in phase 0, so
 // waiting for parity 1 returns at once: that is how a producer's first pass over an empty ring
 // slot goes through.
@@ -59,6 +64,20 @@ __device__ __forceinline__ void tma_load_box(u32 dst, const TmaTensor& t, u32 ba
                " [%0], [%1, {%2, %3, %4, %5}], [%6];" ::"r"(dst),
                "l"(reinterpret_cast<u64>(&t.map[0])), "r"(col), "r"(at(1)), "r"(at(2)), "r"(at(3)),
                "r"(bar)
+               : "memory");
+}
+
+// Copies one (64 elements, box rows) box from shared memory at src (swizzled as tma_load_box
+// lands it) to global memory starting at `row` of (head, batch); rows past the tensor's end are
+// not written. Tracked by bulk groups: src may be rewritten after bulk_wait_group_read.
+__device__ __forceinline__ void tma_store_box(const TmaTensor& t, u32 src, int col, int row,
+                                              int head, int batch) {
+  auto at = [&](int d) {
+    return d == t.seq_dim ? row : d == t.head_dim ? head : d == t.batch_dim ? batch : 0;
+  };
+  asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group"
+               " [%0, {%1, %2, %3, %4}], [%5];" ::"l"(reinterpret_cast<u64>(&t.map[0])),
+               "r"(col), "r"(at(1)), "r"(at(2)), "r"(at(3)), "r"(src)
                : "memory");
 }
 
@@ -99,6 +118,16 @@ __device__ __forceinline__ void tma_load_tile(u32 dst, const TmaTensor& t, u32 b
 #pragma unroll
   for (int g = 0; g < COLS / 64; ++g)
     tma_load_box(dst + g * Tile::kGroupBytes, t, bar, g * 64, row, head, batch);
+}
+
+// Rows [row0, row0 + box rows) of a (ROWS, COLS) Tile at src, one box per 64-column group, to
+// global rows starting at `row`.
+template <class Tile, int COLS>
+__device__ __forceinline__ void tma_store_tile(const TmaTensor& t, u32 src, int row0, int row,
+                                               int head, int batch) {
+#pragma unroll
+  for (int g = 0; g < COLS / 64; ++g)
+    tma_store_box(t, src + g * Tile::kGroupBytes + row0 * 128, g * 64, row, head, batch);
 }
 
 // Hands registers between warpgroups: every warp of a warpgroup executes the same one. The

@@ -16,6 +16,7 @@ struct alignas(64) TmaTensor {
 
 struct FwdTmaParams {
   TmaTensor q, k, v; // boxes of (64 elements, BLOCK_M or BLOCK_N rows)
+  TmaTensor o;       // boxes of (64 elements, 64 rows): one warpgroup's rows, stored
 };
 
 struct BwdTmaParams {

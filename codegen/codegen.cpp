@@ -118,7 +118,7 @@ using Traits = attnjit::{traits}<{dtype},
                                        /*BLOCK_N=*/{block_n},
                                        /*STAGES=*/{stages},
                                        /*CAUSAL=*/{causal}{walk}>;
-static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");
+static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagrees with the traits");{own_o}
 
 // Instantiated by NVRTC through the name expression "{name}".
 )",
@@ -137,6 +137,13 @@ static_assert(Traits::kSmemBytes == {smem}, "codegen's shared-memory rule disagr
                        : forward_walks_tiles(spec, config)
                            ? ",\n                                       /*WALK_TILES=*/true"
                            : ",\n                                       /*WALK_TILES=*/false"),
+      // The launch encodes O's tensor map only where the kernel stores O by TMA.
+      fmt::arg(
+          "own_o",
+          !ws ? ""
+          : forward_o_has_own_smem(spec, config)
+              ? "\nstatic_assert(Traits::kOwnO, \"codegen's O rule disagrees with the traits\");"
+              : "\nstatic_assert(!Traits::kOwnO, \"codegen's O rule disagrees with the traits\");"),
       fmt::arg("grid", forward_walks_tiles(spec, config)
                            ? "min(tiles, CTAs the GPU holds at once), each taking tiles\n"
                              "//         blockIdx.x + k * gridDim.x; tiles = "

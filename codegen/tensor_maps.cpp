@@ -2,6 +2,7 @@
 
 #include <attnjit/error.h>
 
+#include "codegen/tile_rules.h"
 #include "runtime/driver.h"
 
 #include <fmt/format.h>
@@ -25,7 +26,8 @@ static_assert(sizeof(CUtensorMap) == sizeof(TmaTensor::map) && alignof(TmaTensor
 // swizzled as the kernels' SwizzledTile. Dimensions 1-3 go in ascending stride order. An axis
 // of one index, or broadcast (stride 0), goes last as a dimension of size 1 that the kernel
 // always addresses at 0 (its *_dim is 0: no dimension follows the axis). The sequence axis
-// always stays in the map: boxes step along it, and rows past its end arrive as zeros.
+// always stays in the map: boxes step along it; rows past its end arrive as zeros (loads) or are
+// not written (stores).
 static TmaTensor encode(const char* name, const TensorView& view, int64_t batch, int64_t seqlen,
                         int64_t heads, int64_t dim, int box_rows, DType dtype) {
   struct Axis {
@@ -37,7 +39,7 @@ static TmaTensor encode(const char* name, const TensorView& view, int64_t batch,
   };
   if (seqlen > 1 && view.seq_stride == 0)
     throw Error(ErrorKind::invalid_argument,
-                fmt::format("{}: sequence stride 0 over {} rows cannot be read through a TMA "
+                fmt::format("{}: sequence stride 0 over {} rows cannot be addressed through a TMA "
                             "tensor map (warp_specialized); give the rows their own memory or "
                             "choose a config without warp_specialized",
                             name, seqlen));
@@ -90,8 +92,10 @@ FwdTmaParams forward_tensor_maps(const AttentionProblem& problem, const TileConf
   if (sh.batch == 0 || sh.seqlen_q == 0) return p;
   p.q = encode("q", args.q, sh.batch, sh.seqlen_q, s.num_heads, s.head_dim_qk, config.block_m,
                s.dtype);
-  // Each computing warpgroup stores its own 64 rows of O; with no key they are zeros.
-  p.o = encode("o", args.o, sh.batch, sh.seqlen_q, s.num_heads, s.head_dim_v, 64, s.dtype);
+  // Where O is staged in Q's place, each computing warpgroup stores its 64 rows by TMA (with
+  // no key, zeros); rows past Sq are not written.
+  if (!forward_o_has_own_smem(s, config))
+    p.o = encode("o", args.o, sh.batch, sh.seqlen_q, s.num_heads, s.head_dim_v, 64, s.dtype);
   if (sh.seqlen_k == 0) return p;
   p.k = encode("k", args.k, sh.batch, sh.seqlen_k, s.num_kv_heads, s.head_dim_qk, config.block_n,
                s.dtype);

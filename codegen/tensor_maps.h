@@ -1,4 +1,5 @@
-// The TMA tensor maps the warp-specialized kernels read their inputs through. They hold the
+// The TMA tensor maps the warp-specialized kernels read their inputs (and the forward may store O)
+// through. They hold the
 // tensors' addresses, so run() encodes them on every call (host work only, about a microsecond
 // each; no allocation).
 #pragma once

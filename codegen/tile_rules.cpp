@@ -34,6 +34,30 @@ static int wide_split(const TileConfig& c) {
   return c.num_warps / std::max(1, c.block_m / 16);
 }
 
+// The wgmma forward's shared memory: 1 KiB to align the base for the swizzle atoms; Q (then O,
+// whose rows are padded to 64 columns either way), rounded to 1 KiB; num_stages slots each of K
+// and V. Warp-specialized (FwdWsTraits): O in its own 1 KiB-rounded space where that fits
+// 227 KiB, then the mbarriers (Q full and empty; K and V full and empty per slot), in 128-byte
+// units.
+namespace {
+struct WgmmaForwardSmem {
+  int tiles, own_o, barriers;
+  WgmmaForwardSmem(const KernelSpec& spec, const TileConfig& c) {
+    const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
+    const int qo = (c.block_m * std::max(qk, v) + 1023) / 1024 * 1024;
+    tiles = 1024 + qo + c.num_stages * c.block_n * (qk + v);
+    own_o = (c.block_m * v + 1023) / 1024 * 1024;
+    barriers = ((2 + 4 * c.num_stages) * 8 + 127) / 128 * 128;
+  }
+};
+} // namespace
+
+bool forward_o_has_own_smem(const KernelSpec& spec, const TileConfig& c) {
+  if (!c.wgmma || !c.warp_specialized || uses_wide_forward(spec)) return false;
+  const WgmmaForwardSmem smem(spec, c);
+  return forward_walks_tiles(spec, c) && smem.tiles + smem.own_o + smem.barriers <= 232448;
+}
+
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
   const int qk = padded_cols(spec.head_dim_qk) * 2, v = padded_cols(spec.head_dim_v) * 2;
   if (uses_wide_forward(spec)) {
@@ -44,17 +68,9 @@ int forward_smem_bytes(const KernelSpec& spec, const TileConfig& c) {
            c.block_m * padded_cols(c.block_n) * 2 + (2 * wide_split(c) + 1) * c.block_m * 4;
   }
   if (c.wgmma) {
-    // 1 KiB to align the base for the swizzle atoms; Q (then O, whose rows are padded to 64
-    // columns either way), rounded to 1 KiB; num_stages slots each of K and V. Warp-specialized
-    // (FwdWsTraits): O in its own 1 KiB-rounded space where that fits 227 KiB, then the
-    // mbarriers (Q full and empty; K and V full and empty per slot), in 128-byte units.
-    const int qo = (c.block_m * std::max(qk, v) + 1023) / 1024 * 1024;
-    const int tiles = 1024 + qo + c.num_stages * c.block_n * (qk + v);
-    if (!c.warp_specialized) return tiles;
-    const int barriers = ((2 + 4 * c.num_stages) * 8 + 127) / 128 * 128;
-    const int own_o = (c.block_m * v + 1023) / 1024 * 1024;
-    const bool walks = forward_walks_tiles(spec, c);
-    return tiles + (walks && tiles + own_o + barriers <= 232448 ? own_o : 0) + barriers;
+    const WgmmaForwardSmem smem(spec, c);
+    if (!c.warp_specialized) return smem.tiles;
+    return smem.tiles + (forward_o_has_own_smem(spec, c) ? smem.own_o : 0) + smem.barriers;
   }
   // Q, whose space O reuses on the way out; then num_stages of K and V.
   return c.block_m * std::max(qk, v) + c.num_stages * c.block_n * (qk + v);

@@ -38,7 +38,6 @@ TileConfig default_config(const KernelSpec& spec, const ArchLimits& limits);
 // warpgroup's four.
 int computing_warps(const TileConfig& config);
 
-// Bytes of dynamic shared memory the forward kernel (or the backward's main kernel) asks for.
 // Whether the warp-specialized forward's CTAs walk several tiles (FwdWsTraits' WALK_TILES), the
 // launch capping the grid at the CTAs the GPU holds: without a causal mask (causal tiles differ
 // in length, and a fixed stride would give one CTA the longest of every round) and where the
@@ -46,6 +45,12 @@ int computing_warps(const TileConfig& config);
 // 632 TFLOP/s walking, S=2048 585 vs 563; d256 at 128 x 80, whose 188 accumulator registers
 // spill 324 B when walking, 662 vs 684).
 bool forward_walks_tiles(const KernelSpec& spec, const TileConfig& config);
+// Whether the warp-specialized forward gives O shared memory of its own (FwdWsTraits::kOwnO):
+// where its CTAs walk tiles and O fits next to the rest in sm_90's 227 KiB, so the next tile's Q
+// may land while the warps store O. Else O is staged in Q's place and stored by TMA, through
+// the O tensor map.
+bool forward_o_has_own_smem(const KernelSpec& spec, const TileConfig& config);
+// Bytes of dynamic shared memory the forward kernel (or the backward's main kernel) asks for.
 int forward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
 int backward_smem_bytes(const KernelSpec& spec, const TileConfig& config);
 // Columns of dQ each computing warpgroup of the wgmma backward accumulates (BwdWgmmaTraits::

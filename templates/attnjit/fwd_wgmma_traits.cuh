@@ -20,7 +20,7 @@ struct FwdWgmmaTraits {
   static constexpr int kStages = STAGES;
   static constexpr bool kCausal = CAUSAL;
 
-  // What write_output (fwd_epilogue.cuh) reads: one 16-row MMA tile per warp.
+  // What stage_output (fwd_epilogue.cuh) reads: one 16-row MMA tile per warp.
   static constexpr int kMTiles = 1;
   static constexpr int kNTiles = BLOCK_N / 8;      // n8 column groups of S
   static constexpr int kDTiles = HEAD_DIM_V / 8;   // n8 column groups of O
@@ -37,7 +37,9 @@ struct FwdWgmmaTraits {
   using QTile = SwizzledTile<BLOCK_M, HEAD_DIM_QK>;
   using KTile = SwizzledTile<BLOCK_N, HEAD_DIM_QK>;
   using VTile = SwizzledTile<BLOCK_N, HEAD_DIM_V>;
-  using OTile = SmemTile<BLOCK_M, HEAD_DIM_V>; // stages O on the way out, in Q's place
+  // Stages O on the way out, in Q's place (the warp-specialized kernel: where O has no space
+  // of its own, FwdWsTraits::OTmaTile instead).
+  using OTile = SmemTile<BLOCK_M, HEAD_DIM_V>;
   static constexpr int kQOBytes = QTile::kBytes > OTile::kBytes ? QTile::kBytes : OTile::kBytes;
   // Every tile starts 1024-byte aligned (the swizzle atoms); the extra 1024 aligns the base.
   static constexpr int kQOSpan = (kQOBytes + 1023) / 1024 * 1024;

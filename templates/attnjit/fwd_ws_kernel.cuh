@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
     K::Registers::give();
     if (tid == 0) {
       prefetch_tensor_map(tma.q);
-      prefetch_tensor_map(tma.o);
+      if (!K::kOwnO) prefetch_tensor_map(tma.o);
       if (p.seqlen_k > 0) { // with no key the K and V maps are left empty
         prefetch_tensor_map(tma.k);
         prefetch_tensor_map(tma.v);
@@ -200,10 +200,11 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
       ComputeBarrier::sync();
       store_o_tile<typename K::OTile, K::kBlockM, K::kThreads>(p, sO, block.b, block.h, m0, ctid);
     } else {
-      // O is staged in this warpgroup's own Q rows, which only its own MMAs read, and one of
-      // its threads stores them with TMA: the next tile's Q may land as soon as TMA has read
-      // them (192/128: 668 vs 657 TFLOP/s with the warps' own stores, session 10), and no
-      // barrier spans the warpgroups (d256: 624 vs 602 with one, session 9).
+      // O is staged in this warpgroup's own Q rows (OTmaTile's 64-row slice of each column
+      // group is the same bytes as QTile's), which only its own MMAs read, and one of its
+      // threads stores them with TMA: the next tile's Q may land as soon as TMA has read them
+      // (192/128 S2048 H128: 656-658 vs 650 TFLOP/s with the warps' own stores, d256 -0.5%;
+      // session 10), and no barrier spans the warpgroups (d256: 624 vs 602 with one, session 9).
       const WarpgroupBarrier own{kEpilogueBarrier + warp / 4};
       own.sync(); // this warpgroup's MMAs are done with its Q rows
       stage_output<K, typename K::OTmaTile>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
@@ -215,7 +216,7 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
         tma_store_tile<typename K::OTmaTile, K::kDv>(tma.o, sO, row0, m0 + row0, block.h, block.b);
         bulk_commit_group();
         bulk_wait_group_read<0>();
-        mbarrier_arrive(bar.q_empty, 4); // for the warpgroup's four warps
+        mbarrier_arrive(bar.q_empty, 4); // for the warpgroup's four warps (FwdWsTraits)
       }
     }
     if (!K::kWalkTiles) break;

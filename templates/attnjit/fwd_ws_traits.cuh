@@ -20,6 +20,8 @@ struct FwdWsTraits : FwdWgmmaTraits<T_, HEAD_DIM_QK, HEAD_DIM_V, BLOCK_M, BLOCK_
   // groups, the same bytes as Base::OTile). Its own space keeps Base::OTile, which the warps
   // store themselves: staged as OTmaTile there, d128 measured 1% slower (session 10).
   using OTmaTile = SwizzledTile<BLOCK_M, HEAD_DIM_V>;
+  static_assert(OTmaTile::kBytes <= Base::kQOSpan, "O staged in Q's place fits Q's span");
+  static_assert(Base::kWarps == 4 * kComputeWarpgroups, "four warps a computing warpgroup");
 
   // Barriers after the tiles: Q full, Q empty, then per slot K full, V full, K empty, V empty.
   static constexpr int kBarrierBytes = (2 + 4 * STAGES) * 8;

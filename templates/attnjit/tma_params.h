@@ -1,4 +1,5 @@
-// What the warp-specialized kernels receive besides their params: one TMA tensor map per input.
+// What the warp-specialized kernels receive besides their params: one TMA tensor map per input,
+// and the forward's for O where it stores O by TMA.
 // Plain types only (compiled by the host compiler, which fills it, and by NVRTC).
 #pragma once
 
@@ -16,7 +17,8 @@ struct alignas(64) TmaTensor {
 
 struct FwdTmaParams {
   TmaTensor q, k, v; // boxes of (64 elements, BLOCK_M or BLOCK_N rows)
-  TmaTensor o;       // boxes of (64 elements, 64 rows): one warpgroup's rows, stored
+  TmaTensor o;       // boxes of (64 elements, 64 rows): one warpgroup's rows; left empty where
+                     // O has shared memory of its own and the warps store it (FwdWsTraits::kOwnO)
 };
 
 struct BwdTmaParams {

@@ -162,6 +162,16 @@ TEST_SUITE("codegen.wgmma") {
     CHECK_FALSE(
         codegen::forward_walks_tiles(forward_spec(256, 256), {128, 80, 12, 2, false, true, true}));
     CHECK_FALSE(codegen::forward_walks_tiles(d128, {128, 128, 8, 2, false, true}));
+    // O has its own space (and the warps store it) only where the CTA walks and it fits; else
+    // it is staged in Q's place and stored by TMA through O's tensor map: causal, d256, and
+    // 192/128, whose Q and K/V leave no room for O's 32 KiB.
+    CHECK(codegen::forward_o_has_own_smem(d128, ok));
+    CHECK_FALSE(codegen::forward_o_has_own_smem(causal, ok));
+    CHECK_FALSE(codegen::forward_o_has_own_smem(forward_spec(256, 256),
+                                                {128, 80, 12, 2, false, true, true}));
+    CHECK(codegen::forward_walks_tiles(forward_spec(192, 128), ok));
+    CHECK_FALSE(codegen::forward_o_has_own_smem(forward_spec(192, 128), ok));
+    CHECK_FALSE(codegen::forward_o_has_own_smem(d128, {128, 128, 8, 2, false, true}));
     int warp_specialized = 0;
     for (const TileConfig& c : codegen::candidates(d128, h100))
       warp_specialized += c.warp_specialized;

@@ -1,7 +1,6 @@
-// The TMA tensor maps the warp-specialized kernels read their inputs (and the forward may store O)
-// through. They hold the
-// tensors' addresses, so run() encodes them on every call (host work only, about a microsecond
-// each; no allocation).
+// The TMA tensor maps the warp-specialized kernels read their inputs through (and the forward,
+// where O is staged in Q's place, stores O through). They hold the tensors' addresses, so run()
+// encodes them on every call (host work only, about a microsecond each; no allocation).
 #pragma once
 
 #include <attnjit/plan.h>

@@ -205,12 +205,12 @@ __global__ void __launch_bounds__(K::kLaunchThreads, K::Registers::kCtasPerSm)
       // threads stores them with TMA: the next tile's Q may land as soon as TMA has read them
       // (192/128 S2048 H128: 656-658 vs 650 TFLOP/s with the warps' own stores, d256 -0.5%;
       // session 10), and no barrier spans the warpgroups (d256: 624 vs 602 with one, session 9).
-      const WarpgroupBarrier own{kEpilogueBarrier + warp / 4};
-      own.sync(); // this warpgroup's MMAs are done with its Q rows
+      const int own = kEpilogueBarrier + warp / 4; // over this warpgroup
+      named_barrier_sync(own, 128);                // this warpgroup's MMAs are done with its Q rows
       stage_output<K, typename K::OTmaTile>(p, rows.o, rows.softmax, sO, block.b, block.h, m0,
                                             rows.row_in_warp, lane);
       fence_proxy_async(); // the staged rows are visible to TMA
-      own.sync();
+      named_barrier_sync(own, 128);
       if (ctid % 128 == 0) {
         const int row0 = (warp / 4) * 64;
         tma_store_tile<typename K::OTmaTile, K::kDv>(tma.o, sO, row0, m0 + row0, block.h, block.b);

@@ -156,11 +156,4 @@ __device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
 
-// Named barrier `id` over one warpgroup, the ID picked at run time (a warpgroup's own), passed
-// where shared code takes a barrier object.
-struct WarpgroupBarrier {
-  int id;
-  __device__ __forceinline__ void sync() const { named_barrier_sync(id, 128); }
-};
-
 } // namespace attnjit

@@ -52,18 +52,22 @@ __device__ __forceinline__ void prefetch_tensor_map(const TmaTensor& t) {
   asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<u64>(&t.map[0])) : "memory");
 }
 
+// The coordinate along map dimension d (1-3) of `row` of (head, batch): TmaTensor says which
+// index each dimension is; one that is not in the map is addressed at 0.
+__device__ __forceinline__ int tma_coord(const TmaTensor& t, int d, int row, int head, int batch) {
+  return d == t.seq_dim ? row : d == t.head_dim ? head : d == t.batch_dim ? batch : 0;
+}
+
 // Copies one (64 elements, box rows) box starting at `row` of (head, batch) into shared memory at
 // dst, 128-byte swizzled exactly as SwizzledTile lays out one 64-column group. Rows past the
 // tensor's end arrive as zeros. Completion adds the box's bytes to `bar`'s transaction count.
 __device__ __forceinline__ void tma_load_box(u32 dst, const TmaTensor& t, u32 bar, int col, int row,
                                              int head, int batch) {
-  auto at = [&](int d) {
-    return d == t.seq_dim ? row : d == t.head_dim ? head : d == t.batch_dim ? batch : 0;
-  };
   asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes"
                " [%0], [%1, {%2, %3, %4, %5}], [%6];" ::"r"(dst),
-               "l"(reinterpret_cast<u64>(&t.map[0])), "r"(col), "r"(at(1)), "r"(at(2)), "r"(at(3)),
-               "r"(bar)
+               "l"(reinterpret_cast<u64>(&t.map[0])), "r"(col),
+               "r"(tma_coord(t, 1, row, head, batch)), "r"(tma_coord(t, 2, row, head, batch)),
+               "r"(tma_coord(t, 3, row, head, batch)), "r"(bar)
                : "memory");
 }
 
@@ -72,12 +76,11 @@ __device__ __forceinline__ void tma_load_box(u32 dst, const TmaTensor& t, u32 ba
 // not written. Tracked by bulk groups: src may be rewritten after bulk_wait_group_read.
 __device__ __forceinline__ void tma_store_box(const TmaTensor& t, u32 src, int col, int row,
                                               int head, int batch) {
-  auto at = [&](int d) {
-    return d == t.seq_dim ? row : d == t.head_dim ? head : d == t.batch_dim ? batch : 0;
-  };
   asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group"
                " [%0, {%1, %2, %3, %4}], [%5];" ::"l"(reinterpret_cast<u64>(&t.map[0])),
-               "r"(col), "r"(at(1)), "r"(at(2)), "r"(at(3)), "r"(src)
+               "r"(col), "r"(tma_coord(t, 1, row, head, batch)),
+               "r"(tma_coord(t, 2, row, head, batch)), "r"(tma_coord(t, 3, row, head, batch)),
+               "r"(src)
                : "memory");
 }
 
